@@ -1,0 +1,242 @@
+"""The WebSocket frames of protocol version 1 (docs/protocol.md, "Frames").
+
+Every frame is one JSON text message with a ``type`` discriminator and a
+protocol version ``v``. Binary fields (ciphertexts, signatures, nonces) are
+standard base64 with padding. The models are strict: unknown fields are
+refused, sizes and counts are bounded, so a frame that validates is safe to
+act on.
+
+Connection life cycle (see :mod:`protocol.session`): the server sends
+``challenge``; the device answers ``auth``; the server answers ``ready`` and
+from then on both sides exchange ``send``/``sent``, ``deliver``/``ack`` and
+``error``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    TypeAdapter,
+    ValidationError,
+)
+
+from protocol.errors import ErrorCode, ProtocolError
+
+PROTOCOL_VERSION: Literal[1] = 1
+MAX_ENVELOPES_PER_SEND = 1000
+"""A send may address at most this many devices (a class channel's worth)."""
+MAX_ACK_IDS = 1000
+MAX_CIPHERTEXT_BYTES = 192 * 1024
+"""Largest ciphertext of one envelope; the whole frame is bounded separately."""
+
+_AUTH_CONTEXT = b"carnet-auth-v1"
+
+
+def _b64decode(value: object) -> bytes:
+    if isinstance(value, bytes):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("expected a base64 string")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError("not valid base64") from None
+
+
+def _b64encode(value: bytes) -> str:
+    return base64.b64encode(value).decode("ascii")
+
+
+def _bounded(limit: int) -> AfterValidator:
+    def check(value: bytes) -> bytes:
+        if len(value) > limit:
+            raise ValueError(f"at most {limit} bytes")
+        return value
+
+    return AfterValidator(check)
+
+
+B64 = Annotated[bytes, BeforeValidator(_b64decode), PlainSerializer(_b64encode, return_type=str)]
+Ciphertext = Annotated[B64, _bounded(MAX_CIPHERTEXT_BYTES)]
+Signature = Annotated[B64, _bounded(64)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ClientMessageId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Version = Literal[1]
+
+
+class _Frame(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    v: Version = 1
+
+
+def auth_message(origin: str, nonce: bytes) -> bytes:
+    """The bytes a device signs to answer a challenge.
+
+    The signature is bound to the server's public origin so that a challenge
+    relayed from another server (a phishing proxy) does not verify here.
+
+    Args:
+        origin: the server's public origin, e.g. ``https://carnet.example``.
+        nonce: the challenge's random bytes.
+
+    Returns:
+        ``b"carnet-auth-v1" || 0x00 || origin (UTF-8) || 0x00 || nonce``.
+    """
+    return _AUTH_CONTEXT + b"\x00" + origin.encode("utf-8") + b"\x00" + nonce
+
+
+# --- server -> device -------------------------------------------------------
+
+
+class ChallengeFrame(_Frame):
+    """First frame of every connection: sign ``auth_message(origin, nonce)``."""
+
+    type: Literal["challenge"] = "challenge"
+    nonce: B64
+    origin: str
+
+
+class ReadyFrame(_Frame):
+    """The device is authenticated; its queue follows as ``deliver`` frames."""
+
+    type: Literal["ready"] = "ready"
+    device_id: Identifier
+    person_id: Identifier
+
+
+class SentFrame(_Frame):
+    """A ``send`` is stored durably (journaled, majority): it will be delivered."""
+
+    type: Literal["sent"] = "sent"
+    client_msg_id: ClientMessageId
+    message_id: Identifier
+    ts: int
+    """Server time of storage, milliseconds since the Unix epoch."""
+
+
+class DeliverFrame(_Frame):
+    """One envelope for this device; answer with ``ack`` once it is processed."""
+
+    type: Literal["deliver"] = "deliver"
+    envelope_id: Annotated[str, Field(max_length=160)]
+    message_id: Identifier
+    sender_device: Identifier
+    sender_person: Identifier
+    ciphertext: B64
+    ts: int
+
+
+class ErrorFrame(_Frame):
+    """Something went wrong; ``ref`` names the client message id if any."""
+
+    type: Literal["error"] = "error"
+    code: ErrorCode
+    message: str
+    ref: str | None = None
+    retry_after: float | None = None
+
+
+ServerFrame = Annotated[
+    ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame,
+    Field(discriminator="type"),
+]
+
+# --- device -> server -------------------------------------------------------
+
+
+class AuthFrame(_Frame):
+    """Answer to ``challenge``: the device id and its Ed25519 signature."""
+
+    type: Literal["auth"] = "auth"
+    device_id: Identifier
+    signature: Signature
+
+
+class EnvelopeIn(BaseModel):
+    """One recipient device's ciphertext inside a ``send``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    device_id: Identifier
+    ciphertext: Ciphertext
+
+
+class SendFrame(_Frame):
+    """Store these envelopes and deliver each to its device.
+
+    ``client_msg_id`` makes the send idempotent: the same id from the same
+    device is stored once and always answered with the same ``message_id``.
+    """
+
+    type: Literal["send"] = "send"
+    client_msg_id: ClientMessageId
+    envelopes: Annotated[list[EnvelopeIn], Field(min_length=1, max_length=MAX_ENVELOPES_PER_SEND)]
+
+
+class AckFrame(_Frame):
+    """These envelopes are processed; the server drops them from the queue."""
+
+    type: Literal["ack"] = "ack"
+    envelope_ids: Annotated[
+        list[Annotated[str, Field(max_length=160)]], Field(min_length=1, max_length=MAX_ACK_IDS)
+    ]
+
+
+ClientFrame = Annotated[AuthFrame | SendFrame | AckFrame, Field(discriminator="type")]
+
+_client_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
+_server_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
+
+
+def _protocol_error(exc: ValidationError) -> ProtocolError:
+    errors = exc.errors(include_url=False, include_input=False, include_context=False)
+    for err in errors:
+        if err["loc"] and err["loc"][-1] == "v":
+            return ProtocolError(
+                ErrorCode.UNSUPPORTED_VERSION, f"this server speaks protocol v{PROTOCOL_VERSION}"
+            )
+    first = errors[0]
+    where = ".".join(str(part) for part in first["loc"]) or "frame"
+    return ProtocolError(ErrorCode.BAD_FRAME, f"{where}: {first['msg']}")
+
+
+def parse_client_frame(data: str | bytes) -> AuthFrame | SendFrame | AckFrame:
+    """Validate a device's frame.
+
+    Raises:
+        ProtocolError: ``bad_frame`` or ``unsupported_version``, with a message
+            naming the first offending field.
+    """
+    try:
+        return _client_adapter.validate_json(data)
+    except ValidationError as exc:
+        raise _protocol_error(exc) from None
+
+
+def parse_server_frame(
+    data: str | bytes,
+) -> ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame:
+    """Validate a server's frame (used by the client SDK).
+
+    Raises:
+        ProtocolError: the frame does not match the protocol.
+    """
+    try:
+        return _server_adapter.validate_json(data)
+    except ValidationError as exc:
+        raise _protocol_error(exc) from None
+
+
+def dump_frame(frame: BaseModel) -> str:
+    """Serialise a frame to its JSON text form."""
+    return frame.model_dump_json()

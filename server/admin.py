@@ -1,0 +1,120 @@
+"""The operator's REST admin API (``/v1/admin/...``, operator token).
+
+- ``POST /v1/admin/directory/import`` (``text/csv`` body): all-or-nothing import.
+- ``POST /v1/admin/directory/people`` (JSON): the same from records.
+- ``GET  /v1/admin/schools/{uai}/people``: the school's directory.
+- ``POST /v1/admin/people/{person_id}/enrolment-codes``: a one-time code.
+
+A token scoped to a school acts on that school only.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol import ErrorCode
+from server.admin_actions import import_directory, issue_enrolment_code
+from server.auth import require_school, require_token
+from server.directory_csv import parse_directory_csv
+from server.errors import ApiError, read_model
+from server.state import CLOCK, SETTINGS, STORE
+from storage.directory import ImportSummary, NumberedRecord
+from storage.errors import ImportRejected
+from storage.models import PersonRecord, School
+
+OPERATOR = "operator"
+
+
+class PeopleImport(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schools: Annotated[list[School], Field(max_length=1000)] = []
+    people: Annotated[list[PersonRecord], Field(min_length=1, max_length=50_000)]
+
+
+def _summary(summary: ImportSummary) -> web.Response:
+    return web.json_response(
+        {
+            "schools": summary.schools,
+            "classes": summary.classes,
+            "people_created": summary.people_created,
+            "people_updated": summary.people_updated,
+        }
+    )
+
+
+def _rejected(exc: ImportRejected) -> ApiError:
+    return ApiError(
+        ErrorCode.INVALID_REQUEST,
+        "the import was refused; nothing was written",
+        problems=[{"line": p.line, "reason": p.reason} for p in exc.problems[:500]],
+    )
+
+
+async def import_csv(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    try:
+        text = (await request.read()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "the file must be UTF-8") from None
+    try:
+        if grant.school is not None:
+            for numbered in parse_directory_csv("request", text).records:
+                require_school(grant, numbered.record.uai)
+        summary = await import_directory(
+            request.app[STORE], "request", text, request.app[CLOCK].now()
+        )
+    except ImportRejected as exc:
+        raise _rejected(exc) from None
+    return _summary(summary)
+
+
+async def import_people(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    body = await read_model(request, PeopleImport)
+    for record in body.people:
+        require_school(grant, record.uai)
+    numbered = [NumberedRecord(i + 1, r) for i, r in enumerate(body.people)]
+    try:
+        summary = await request.app[STORE].directory.apply_import(
+            "request", numbered, body.schools, request.app[CLOCK].now()
+        )
+    except ImportRejected as exc:
+        raise _rejected(exc) from None
+    return _summary(summary)
+
+
+async def school_people(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    uai = request.match_info["uai"]
+    require_school(grant, uai)
+    people = await request.app[STORE].directory.people_of_school(uai)
+    return web.json_response({"people": [p.model_dump(mode="json") for p in people]})
+
+
+async def enrolment_code(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    store = request.app[STORE]
+    person = await store.directory.person(request.match_info["person_id"])
+    if person is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "no such person")
+    require_school(grant, person.uai)
+    days = request.app[SETTINGS].enrol_code_days
+    code, expires_at = await issue_enrolment_code(
+        store, person.id, request.app[CLOCK].now(), timedelta(days=days)
+    )
+    return web.json_response(
+        {"person_id": person.id, "code": code.text, "expires_at": expires_at.isoformat()},
+        status=201,
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/admin/directory/import", import_csv)
+    app.router.add_post("/v1/admin/directory/people", import_people)
+    app.router.add_get("/v1/admin/schools/{uai}/people", school_people)
+    app.router.add_post("/v1/admin/people/{person_id}/enrolment-codes", enrolment_code)

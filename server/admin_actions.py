@@ -1,0 +1,59 @@
+"""Administrative actions shared by the REST admin API and the CLI.
+
+Each function takes the store and the time explicitly, so the CLI (which may
+run beside a live server) and the API do exactly the same thing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from server.auth import new_token
+from server.codes import EnrolmentCode, generate_code
+from server.directory_csv import parse_directory_csv
+from storage.database import Store
+from storage.directory import ImportSummary
+from storage.errors import DuplicateKey
+
+CODE_DRAWS = 8
+"""Lookup collisions are rare (20 bits); after this many draws something is wrong."""
+
+
+async def import_directory(store: Store, source: str, text: str, now: datetime) -> ImportSummary:
+    """Validate then import a directory CSV, all or nothing.
+
+    Raises:
+        ImportRejected: the file is invalid; nothing was written.
+    """
+    parsed = parse_directory_csv(source, text)
+    return await store.directory.apply_import(source, parsed.records, parsed.schools, now)
+
+
+async def issue_enrolment_code(
+    store: Store, person_id: str, now: datetime, valid_for: timedelta
+) -> tuple[EnrolmentCode, datetime]:
+    """Create a one-time code for ``person_id``; returns it (shown once) and its expiry.
+
+    Raises:
+        DuplicateKey: no free lookup was found in ``CODE_DRAWS`` draws.
+    """
+    expires_at = now + valid_for
+    for _ in range(CODE_DRAWS):
+        code = generate_code()
+        try:
+            await store.enrolment.add_code(
+                code.lookup, code.secret_hash, person_id, now, expires_at
+            )
+        except DuplicateKey:
+            continue
+        return code, expires_at
+    raise DuplicateKey("no free enrolment code lookup")
+
+
+async def create_api_token(
+    store: Store, role: str, school: str | None, label: str, now: datetime
+) -> tuple[str, str]:
+    """Create an operator or DPO token; returns (token shown once, token id)."""
+    token = new_token(role)
+    token_id = await store.tokens.add(token, role, school, label, now)
+    return token, token_id

@@ -1,0 +1,42 @@
+"""The aiohttp application: routes, typed state, middleware, shutdown.
+
+Request path (docs/architecture.md): aiohttp → ``error_middleware`` (every
+error becomes a documented JSON body) → a handler in ``enrol``, ``admin``,
+``ops`` or ``gateway`` → repositories of ``storage.Store``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import admin, enrol, gateway, ops
+from server.clock import Clock, SystemClock
+from server.config import Settings
+from server.errors import error_middleware
+from server.hub import Hub
+from server.metrics import Metrics
+from server.state import CLOCK, HUB, METRICS, SETTINGS, STORE
+from storage.database import Store
+
+
+def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> web.Application:
+    """Build the application around an open store (the caller closes the store).
+
+    Args:
+        settings: validated configuration.
+        store: the repositories.
+        clock: the time source; tests inject a frozen one.
+    """
+    app = web.Application(
+        middlewares=[error_middleware], client_max_size=settings.max_request_bytes
+    )
+    app[SETTINGS] = settings
+    app[STORE] = store
+    app[CLOCK] = clock or SystemClock()
+    app[METRICS] = Metrics()
+    app[HUB] = Hub()
+    ops.setup(app)
+    enrol.setup(app)
+    admin.setup(app)
+    gateway.setup(app)
+    return app

@@ -1,0 +1,32 @@
+"""Time, injected: the server asks a :class:`Clock`, tests hand in a :class:`FrozenClock`."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        # Millisecond precision: what BSON dates store, so stored == returned.
+        t = datetime.now(UTC)
+        return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+class FrozenClock:
+    """A clock that moves only when told to (tests of expiry and limits)."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = start
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta) -> None:
+        self._now += delta

@@ -1,0 +1,126 @@
+"""Carnet's configuration: flags > ``CARNET_*`` environment > TOML file > defaults.
+
+Every value is validated by pydantic-settings; a bad value stops the server
+with a message that names the setting (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, cast
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+KIB = 1024
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; the message lists each bad setting."""
+
+
+class Settings(BaseSettings):
+    """All of Carnet's settings; each is documented in docs/operations.md."""
+
+    model_config = SettingsConfigDict(env_prefix="CARNET_", extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    data_dir: Path = Path("data")
+    mongodb_uri: str | None = None
+    """A MongoDB URI; when unset, Carnet starts its embedded SecantusDB."""
+    db_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,60}$")] = "carnet"
+    embedded_cache_size: Annotated[str, Field(pattern=r"^[0-9]+[MG]$")] = "256M"
+    public_url: str | None = None
+    """The URL devices use to reach Carnet; defaults to ``http://HOST:PORT``."""
+    allowed_origins: tuple[str, ...] = ()
+    """Extra browser origins allowed to open the WebSocket (the public one always is)."""
+    trusted_proxy_hops: Annotated[int, Field(ge=0, le=5)] = 0
+    """How many reverse proxies append to X-Forwarded-For in front of Carnet."""
+
+    max_frame_bytes: Annotated[int, Field(ge=4 * KIB, le=16 * 1024 * KIB)] = 256 * KIB
+    max_request_bytes: Annotated[int, Field(ge=64 * KIB, le=64 * 1024 * KIB)] = 4 * 1024 * KIB
+    heartbeat_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+    auth_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 10.0
+    outbound_queue_bytes: Annotated[int, Field(ge=64 * KIB, le=64 * 1024 * KIB)] = 1024 * KIB
+    bad_frames_before_close: Annotated[int, Field(ge=1, le=1000)] = 10
+    catch_up_page: Annotated[int, Field(ge=1, le=10_000)] = 200
+    undelivered_days: Annotated[int, Field(ge=1, le=365)] = 30
+
+    enrol_code_days: Annotated[int, Field(ge=1, le=90)] = 14
+    enrol_attempts_per_code: Annotated[int, Field(ge=1, le=20)] = 5
+    enrol_failures_per_address: Annotated[int, Field(ge=1, le=1000)] = 10
+    enrol_failures_global: Annotated[int, Field(ge=1, le=100_000)] = 600
+    enrol_window_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+
+    log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+
+    @field_validator("public_url", "allowed_origins", mode="after")
+    @classmethod
+    def _origins_are_urls(cls, value: Any) -> Any:
+        for url in (value,) if isinstance(value, str) else value or ():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @property
+    def public_origin(self) -> str:
+        """``scheme://host[:port]`` of :attr:`public_url`, the origin devices sign."""
+        url = self.public_url or f"http://{self.host}:{self.port}"
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def origins(self) -> frozenset[str]:
+        return frozenset({self.public_origin, *(o.rstrip("/") for o in self.allowed_origins)})
+
+    @property
+    def database_dir(self) -> Path:
+        return self.data_dir / "db"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Load and validate the settings.
+
+    Args:
+        config_file: a TOML file of settings (keys as in :class:`Settings`).
+        overrides: values from command-line flags; ``None`` values are ignored.
+
+    Raises:
+        ConfigError: a value is invalid or the file cannot be read; the
+            message names every offending setting.
+    """
+    settings_cls: type[Settings] = Settings
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"configuration file {config_file} does not exist")
+        config = SettingsConfigDict(**{**Settings.model_config, "toml_file": config_file})
+        settings_cls = cast(type[Settings], type("Settings", (Settings,), {"model_config": config}))
+    try:
+        return settings_cls(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors(include_url=False):
+            name = ".".join(str(p) for p in err["loc"]) or "settings"
+            lines.append(f"  {name} (CARNET_{name.upper()}): {err['msg']}")
+        raise ConfigError("invalid configuration:\n" + "\n".join(lines)) from None
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot read configuration {config_file}: {exc}") from None

@@ -1,0 +1,66 @@
+"""``GET /v1/ws``: the WebSocket gateway (docs/protocol.md).
+
+The Origin check happens before the upgrade: a browser page of a foreign
+origin gets ``403`` and no WebSocket (cross-site WebSocket hijacking). Clients
+that are not browsers send no Origin and are let through: they prove who they
+are with the device's signature anyway. permessage-deflate is off (ciphertext
+does not compress and it costs ~8x memory per connection, docs/security.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+import weakref
+
+from aiohttp import WSCloseCode, web
+
+from protocol import ErrorCode
+from server.connection import DeviceConnection
+from server.errors import ApiError
+from server.state import CLOCK, HUB, METRICS, SETTINGS, STORE
+
+SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+NONCE_BYTES = 32
+
+
+async def websocket(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[SETTINGS]
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") not in settings.origins:
+        raise ApiError(ErrorCode.FORBIDDEN, "this origin may not open a WebSocket here")
+    ws = web.WebSocketResponse(
+        heartbeat=settings.heartbeat_seconds,
+        max_msg_size=settings.max_frame_bytes,
+        compress=False,
+    )
+    await ws.prepare(request)
+    app[SOCKETS].add(ws)
+    connection = DeviceConnection(
+        ws,
+        settings=settings,
+        store=app[STORE],
+        hub=app[HUB],
+        metrics=app[METRICS],
+        clock=app[CLOCK],
+        nonce=secrets.token_bytes(NONCE_BYTES),
+    )
+    try:
+        await connection.run()
+    finally:
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+async def close_all(app: web.Application) -> None:
+    """``on_shutdown``: close every WebSocket with 1001 GOING_AWAY."""
+    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
+    for ws in list(sockets):
+        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+
+
+def setup(app: web.Application) -> None:
+    app[SOCKETS] = weakref.WeakSet()
+    app.router.add_get("/v1/ws", websocket)
+    app.on_shutdown.append(close_all)

@@ -1,0 +1,55 @@
+"""Prometheus metrics (``/metrics``), one registry per application.
+
+Names follow Prometheus conventions with the ``carnet_`` prefix: counters end
+in ``_total``, durations are histograms in seconds.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.connected_devices = Gauge(
+            "carnet_connected_devices",
+            "Devices with an authenticated WebSocket on this node.",
+            registry=self.registry,
+        )
+        self.frames_in = Counter(
+            "carnet_frames_received_total",
+            "WebSocket frames received from devices, by frame type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.frames_out = Counter(
+            "carnet_frames_sent_total",
+            "WebSocket frames sent to devices, by frame type.",
+            ["type"],
+            registry=self.registry,
+        )
+        self.errors = Counter(
+            "carnet_errors_total",
+            "Errors answered to clients (WebSocket and HTTP), by error code.",
+            ["code"],
+            registry=self.registry,
+        )
+        self.store_latency = Histogram(
+            "carnet_message_store_seconds",
+            "Time to store a message durably (journaled, majority) before `sent`.",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=self.registry,
+        )
+        self.enrolments = Counter(
+            "carnet_enrolments_total",
+            "Enrolment attempts by outcome.",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.closes = Counter(
+            "carnet_websocket_closes_total",
+            "WebSocket connections closed by the server, by close code.",
+            ["code"],
+            registry=self.registry,
+        )

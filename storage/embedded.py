@@ -1,0 +1,162 @@
+"""The embedded database: SecantusDB as a child process.
+
+SecantusDB (GPL-2.0-only) speaks the MongoDB wire protocol over WiredTiger.
+Carnet never imports it: it runs as ``python -m secantus`` in its own process
+(docs/decisions/0001-licence.md), on 127.0.0.1 with an ephemeral port, and is
+reached like any MongoDB through pymongo.
+
+Life cycle rules:
+
+- The child writes its log to ``<dir>/secantus.log``; its port is read from
+  the line ``secantus listening on HOST:PORT``.
+- The child asks the kernel for ``SIGTERM`` when its parent dies
+  (``PR_SET_PDEATHSIG``), so a ``kill -9`` of Carnet cannot leave an orphan
+  holding the data directory's lock.
+- The URI of the running instance is written to ``<dir>/secantus.uri`` so
+  that CLI commands run beside a live server reuse it instead of trying to
+  open the same files.
+- ``retryWrites=false`` in the URI: SecantusDB's retryable-write record makes
+  writes ten times slower after ~10k writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+
+from storage.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+_LISTENING = re.compile(rb"secantus listening on ([0-9.]+):(\d+)")
+_PR_SET_PDEATHSIG = 1
+
+
+def uri_for(host: str, port: int) -> str:
+    """The pymongo URI of an embedded instance."""
+    return f"mongodb://{host}:{port}/?retryWrites=false"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class EmbeddedDatabase:
+    """Starts, watches and stops one SecantusDB child process.
+
+    Args:
+        directory: where its WiredTiger files, log and URI file live.
+        cache_size: WiredTiger cache, e.g. ``"256M"``.
+        start_timeout: seconds to wait for the listening line and a ping.
+    """
+
+    def __init__(
+        self, directory: Path, cache_size: str = "256M", start_timeout: float = 60
+    ) -> None:
+        self.directory = directory
+        self.cache_size = cache_size
+        self.start_timeout = start_timeout
+        self._process: asyncio.subprocess.Process | None = None
+        self.uri: str | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "secantus.log"
+
+    @property
+    def uri_path(self) -> Path:
+        return self.directory / "secantus.uri"
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    async def start(self) -> str:
+        """Start the child and return its URI once it is listening.
+
+        Raises:
+            DatabaseUnavailable: the child exited or did not listen in time.
+        """
+        self.directory.mkdir(parents=True, exist_ok=True)
+        storage = self.directory / "wiredtiger"
+        with open(self.log_path, "wb") as log_file:
+            # The child owns its stderr through this file: no pipe to drain.
+            self._process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "secantus",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--storage-path",
+                str(storage),
+                "--cache-size",
+                self.cache_size,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self._process.returncode is not None:
+                raise DatabaseUnavailable(
+                    f"embedded database exited with status {self._process.returncode};"
+                    f" see {self.log_path}"
+                )
+            match = _LISTENING.search(self.log_path.read_bytes())
+            if match:
+                self.uri = uri_for(match.group(1).decode(), int(match.group(2)))
+                self.uri_path.write_text(self.uri + "\n")
+                log.info("embedded database pid %s at %s", self._process.pid, self.uri)
+                return self.uri
+            await asyncio.sleep(0.05)
+        await self.stop()
+        raise DatabaseUnavailable(f"embedded database did not start; see {self.log_path}")
+
+    async def stop(self, timeout: float = 15) -> None:
+        """Stop the child: SIGTERM, then SIGKILL after ``timeout`` seconds."""
+        process, self._process = self._process, None
+        with contextlib.suppress(FileNotFoundError):
+            self.uri_path.unlink()
+        if process is None or process.returncode is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), timeout)
+        except TimeoutError:
+            log.warning("embedded database did not stop in %ss; killing it", timeout)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+def recorded_uri(directory: Path) -> str | None:
+    """The URI a live embedded instance of this directory recorded, if any."""
+    try:
+        return directory.joinpath("secantus.uri").read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (used by tests and the CLI)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
