@@ -2,9 +2,9 @@
 
 Every frame is one JSON text message with a ``type`` discriminator and a
 protocol version ``v``. Binary fields (ciphertexts, signatures, nonces) are
-standard base64 with padding. The models are strict: unknown fields are
-refused, sizes and counts are bounded, so a frame that validates is safe to
-act on.
+base64url without padding (RFC 4648 §5), as everywhere in the protocol. The
+models are strict: unknown fields are refused, sizes and counts are bounded,
+so a frame that validates is safe to act on.
 
 Connection life cycle (see :mod:`protocol.session`): the server sends
 ``challenge``; the device answers ``auth``; the server answers ``ready`` and
@@ -14,8 +14,6 @@ from then on both sides exchange ``send``/``sent``, ``deliver``/``ack`` and
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -27,8 +25,11 @@ from pydantic import (
     PlainSerializer,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
+from crypto.encoding import b64url_decode, b64url_encode
+from crypto.errors import InvalidMessage
 from protocol.errors import ErrorCode, ProtocolError
 
 PROTOCOL_VERSION: Literal[1] = 1
@@ -44,16 +45,10 @@ _AUTH_CONTEXT = b"carnet-auth-v1"
 def _b64decode(value: object) -> bytes:
     if isinstance(value, bytes):
         return value
-    if not isinstance(value, str):
-        raise ValueError("expected a base64 string")
     try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError("not valid base64") from None
-
-
-def _b64encode(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
+        return b64url_decode(value)
+    except InvalidMessage:
+        raise ValueError("not unpadded base64url") from None
 
 
 def _bounded(limit: int) -> AfterValidator:
@@ -65,9 +60,11 @@ def _bounded(limit: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-B64 = Annotated[bytes, BeforeValidator(_b64decode), PlainSerializer(_b64encode, return_type=str)]
+B64 = Annotated[bytes, BeforeValidator(_b64decode), PlainSerializer(b64url_encode, return_type=str)]
 Ciphertext = Annotated[B64, _bounded(MAX_CIPHERTEXT_BYTES)]
 Signature = Annotated[B64, _bounded(64)]
+Commitment = Annotated[B64, Field(min_length=32, max_length=32)]
+"""HMAC-SHA256 franking commitment (docs/protocol.md, "Franking")."""
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ClientMessageId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Version = Literal[1]
@@ -112,6 +109,12 @@ class ReadyFrame(_Frame):
     type: Literal["ready"] = "ready"
     device_id: Identifier
     person_id: Identifier
+    session_token: str
+    """Bearer token for this device's REST calls (``/v1/devices/me/...``)."""
+    session_expires: int
+    """When ``session_token`` stops working, ms since the epoch; reconnect for a new one."""
+    prekeys_left: int
+    """One-time prekeys the server still holds for this device; replenish when low."""
 
 
 class SentFrame(_Frame):
@@ -122,6 +125,8 @@ class SentFrame(_Frame):
     message_id: Identifier
     ts: int
     """Server time of storage, milliseconds since the Unix epoch."""
+    stamp: B64 | None = None
+    """The server's franking stamp over the send's commitment, if it had one."""
 
 
 class DeliverFrame(_Frame):
@@ -132,8 +137,13 @@ class DeliverFrame(_Frame):
     message_id: Identifier
     sender_device: Identifier
     sender_person: Identifier
+    conversation: Identifier | None = None
     ciphertext: B64
+    group: bool = False
+    """True when ``ciphertext`` is the one group ciphertext shared by every member."""
     ts: int
+    commitment: B64 | None = None
+    stamp: B64 | None = None
 
 
 class ErrorFrame(_Frame):
@@ -146,8 +156,15 @@ class ErrorFrame(_Frame):
     retry_after: float | None = None
 
 
+class PrekeysLowFrame(_Frame):
+    """The device's one-time prekeys run low: upload more (``PUT /v1/devices/me/prekeys``)."""
+
+    type: Literal["prekeys_low"] = "prekeys_low"
+    remaining: int
+
+
 ServerFrame = Annotated[
-    ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame,
+    ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame | PrekeysLowFrame,
     Field(discriminator="type"),
 ]
 
@@ -171,16 +188,50 @@ class EnvelopeIn(BaseModel):
     ciphertext: Ciphertext
 
 
+class GroupPayload(BaseModel):
+    """One group (sender-key) ciphertext for many devices: stored once."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ciphertext: Ciphertext
+    device_ids: Annotated[list[Identifier], Field(min_length=1, max_length=MAX_ENVELOPES_PER_SEND)]
+
+
 class SendFrame(_Frame):
     """Store these envelopes and deliver each to its device.
 
-    ``client_msg_id`` makes the send idempotent: the same id from the same
-    device is stored once and always answered with the same ``message_id``.
+    ``envelopes`` carry one ciphertext per device (pairwise sessions);
+    ``group`` carries one ciphertext for many devices (sender keys). A send has
+    either or both, and no device twice. ``client_msg_id`` makes the send
+    idempotent: the same id from the same device is stored once and always
+    answered with the same ``message_id``. ``commitment`` is the franking
+    commitment to the plaintext; the server stamps it.
     """
 
     type: Literal["send"] = "send"
     client_msg_id: ClientMessageId
-    envelopes: Annotated[list[EnvelopeIn], Field(min_length=1, max_length=MAX_ENVELOPES_PER_SEND)]
+    conversation: Identifier | None = None
+    envelopes: Annotated[list[EnvelopeIn], Field(max_length=MAX_ENVELOPES_PER_SEND)] = []
+    group: GroupPayload | None = None
+    commitment: Commitment | None = None
+
+    @model_validator(mode="after")
+    def _recipients(self) -> SendFrame:
+        targets = [e.device_id for e in self.envelopes]
+        if self.group is not None:
+            targets += self.group.device_ids
+        if not targets:
+            raise ValueError("a send needs envelopes or a group payload")
+        if len(targets) > MAX_ENVELOPES_PER_SEND:
+            raise ValueError(f"at most {MAX_ENVELOPES_PER_SEND} recipient devices")
+        if len(set(targets)) != len(targets):
+            raise ValueError("a device appears twice")
+        return self
+
+    @property
+    def recipients(self) -> list[str]:
+        group = self.group.device_ids if self.group is not None else []
+        return [e.device_id for e in self.envelopes] + group
 
 
 class AckFrame(_Frame):
@@ -225,7 +276,7 @@ def parse_client_frame(data: str | bytes) -> AuthFrame | SendFrame | AckFrame:
 
 def parse_server_frame(
     data: str | bytes,
-) -> ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame:
+) -> ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame | PrekeysLowFrame:
     """Validate a server's frame (used by the client SDK).
 
     Raises:

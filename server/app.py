@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import admin, enrol, gateway, ops
+from server import admin, devices_api, enrol, gateway, ops
 from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.errors import error_middleware
 from server.hub import Hub
 from server.metrics import Metrics
+from server.secrets_state import load_server_keys
 from server.state import CLOCK, HUB, METRICS, SETTINGS, STORE
 from storage.database import Store
 
@@ -35,7 +36,9 @@ def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> 
     app[CLOCK] = clock or SystemClock()
     app[METRICS] = Metrics()
     app[HUB] = Hub()
+    app.cleanup_ctx.append(load_server_keys)
     ops.setup(app)
+    devices_api.setup(app)
     enrol.setup(app)
     admin.setup(app)
     gateway.setup(app)

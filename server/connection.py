@@ -17,12 +17,13 @@ import asyncio
 import dataclasses
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiohttp import WSMsgType, web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
+from crypto import FrankingKeyring
 from protocol import (
     AckFrame,
     AuthFrame,
@@ -41,11 +42,12 @@ from protocol import (
 from protocol.session import ConnectionLifecycle, ConnectionState
 from server.clock import Clock
 from server.config import Settings
+from server.device_sessions import DeviceSessions
 from server.hub import Hub
 from server.metrics import Metrics
 from server.outbox import Outbox
 from storage.database import Store
-from storage.envelopes import StoredEnvelope, envelope_id
+from storage.envelopes import OutgoingMessage, StoredEnvelope
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.ids import derived_id
 from storage.models import Device
@@ -61,14 +63,22 @@ class _Closed(Exception):
     """Ends a connection's task group (the reason is already logged and counted)."""
 
 
+def millis(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
 def deliver_frame(envelope: StoredEnvelope) -> DeliverFrame:
     return DeliverFrame(
         envelope_id=envelope.envelope_id,
         message_id=envelope.message_id,
         sender_device=envelope.sender_device,
         sender_person=envelope.sender_person,
+        conversation=envelope.conversation,
         ciphertext=envelope.ciphertext,
-        ts=int(envelope.created_at.timestamp() * 1000),
+        group=envelope.group,
+        ts=millis(envelope.created_at),
+        commitment=envelope.commitment,
+        stamp=envelope.stamp,
     )
 
 
@@ -83,6 +93,8 @@ class DeviceConnection:
         hub: Hub,
         metrics: Metrics,
         clock: Clock,
+        franking: FrankingKeyring,
+        sessions: DeviceSessions,
         nonce: bytes,
     ) -> None:
         self.ws = ws
@@ -91,6 +103,8 @@ class DeviceConnection:
         self.hub = hub
         self.metrics = metrics
         self.clock = clock
+        self.franking = franking
+        self.sessions = sessions
         self.nonce = nonce
         self.lifecycle = ConnectionLifecycle()
         self.outbox = Outbox(settings.outbound_queue_bytes)
@@ -116,9 +130,7 @@ class DeviceConnection:
             await previous.supersede()
         self.metrics.connected_devices.inc()
         try:
-            self.outbox.offer(
-                "ready", dump_frame(ReadyFrame(device_id=device.id, person_id=device.person_id))
-            )
+            self.outbox.offer("ready", dump_frame(await self._ready_frame(device)))
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._writer())
                 group.create_task(self._catch_up())
@@ -131,6 +143,16 @@ class DeviceConnection:
             self.hub.detach(self)
             self.metrics.connected_devices.dec()
             self.lifecycle.close()
+
+    async def _ready_frame(self, device: Device) -> ReadyFrame:
+        token, expires = self.sessions.issue(device.id, self.clock.now())
+        return ReadyFrame(
+            device_id=device.id,
+            person_id=device.person_id,
+            session_token=token,
+            session_expires=expires,
+            prekeys_left=await self.store.prekeys.count(device.id),
+        )
 
     async def supersede(self) -> None:
         """A newer connection of this device took over: close this one (4001)."""
@@ -199,6 +221,7 @@ class DeviceConnection:
                 await self._send_now(kind, text)
             except ConnectionResetError:
                 raise _Closed from None
+            self.outbox.task_done()
 
     async def _watch_overflow(self) -> None:
         await self.outbox.overflowed.wait()
@@ -262,6 +285,7 @@ class DeviceConnection:
         self._bad_frames += 1
         self._error(exc.code, exc.message, ref)
         if self._bad_frames >= self.settings.bad_frames_before_close:
+            await self.outbox.flush(timeout=1.0)  # the errors first, then the close
             await self._close(CLOSE_POLICY, "too many invalid frames")
             raise _Closed
 
@@ -272,50 +296,58 @@ class DeviceConnection:
     async def _on_send(self, frame: SendFrame) -> None:
         assert self.device is not None  # noqa: S101 - rule 3 of protocol.session
         ref = frame.client_msg_id
-        targets = [e.device_id for e in frame.envelopes]
-        if len(set(targets)) != len(targets):
-            await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "a device appears twice"), ref)
-            return
+        targets = frame.recipients
         try:
             known = await self.store.enrolment.existing_devices(targets)
             missing = [t for t in targets if t not in known]
             if missing:
-                self._error(
-                    ErrorCode.UNKNOWN_DEVICE, f"unknown device(s): {', '.join(missing[:5])}", ref
-                )
+                listed = ", ".join(missing[:5])
+                self._error(ErrorCode.UNKNOWN_DEVICE, f"unknown device(s): {listed}", ref)
                 return
-            now = self.clock.now()
-            message_id = derived_id("m", self.device.id, ref)
-            envelopes = [
-                StoredEnvelope(
-                    envelope_id=envelope_id(message_id, e.device_id),
-                    message_id=message_id,
-                    device_id=e.device_id,
-                    sender_device=self.device.id,
-                    sender_person=self.device.person_id,
-                    ciphertext=e.ciphertext,
-                    created_at=now,
-                )
-                for e in frame.envelopes
-            ]
+            message = self._message(frame)
             started = time.perf_counter()
-            stored_at = await self.store.envelopes.store(
-                envelopes, expires_at=now + timedelta(days=self.settings.undelivered_days)
+            header = await self.store.envelopes.store(
+                message,
+                expires_at=message.created_at + timedelta(days=self.settings.undelivered_days),
             )
             self.metrics.store_latency.observe(time.perf_counter() - started)
         except (DatabaseUnavailable, DriverError):
             log.warning("device %s: store failed for a send", self.device_id)
             self._error(ErrorCode.STORE_UNAVAILABLE, "not stored; retry with the same id", ref)
             return
-        ts = int(stored_at.timestamp() * 1000)
-        self.outbox.offer(
-            "sent", dump_frame(SentFrame(client_msg_id=ref, message_id=message_id, ts=ts))
+        sent = SentFrame(
+            client_msg_id=ref,
+            message_id=message.message_id,
+            ts=millis(header.created_at),
+            stamp=header.stamp,
         )
-        for envelope in envelopes:
-            # A retry delivers again (at least once): the first attempt's live
-            # delivery may never have happened.
-            stored = dataclasses.replace(envelope, created_at=stored_at)
-            self.hub.deliver(envelope.device_id, "deliver", dump_frame(deliver_frame(stored)))
+        self.outbox.offer("sent", dump_frame(sent))
+        # A retry delivers again (at least once): the first attempt's live
+        # delivery may never have happened. It carries the first write's header.
+        stored = dataclasses.replace(message, created_at=header.created_at, stamp=header.stamp)
+        for envelope in self.store.envelopes.envelopes_of(stored):
+            self.hub.deliver(envelope.device_id, "deliver", dump_frame(deliver_frame(envelope)))
+
+    def _message(self, frame: SendFrame) -> OutgoingMessage:
+        assert self.device is not None  # noqa: S101 - rule 3 of protocol.session
+        now = self.clock.now()
+        stamp = None
+        if frame.commitment is not None:
+            stamp = self.franking.stamp(
+                frame.commitment, self.device.id, frame.conversation or "", millis(now)
+            )
+        return OutgoingMessage(
+            message_id=derived_id("m", self.device.id, frame.client_msg_id),
+            sender_device=self.device.id,
+            sender_person=self.device.person_id,
+            conversation=frame.conversation,
+            created_at=now,
+            pairwise={e.device_id: e.ciphertext for e in frame.envelopes},
+            group_ciphertext=frame.group.ciphertext if frame.group else None,
+            group_devices=tuple(frame.group.device_ids) if frame.group else (),
+            commitment=frame.commitment,
+            stamp=stamp,
+        )
 
     async def _on_ack(self, frame: AckFrame) -> None:
         try:

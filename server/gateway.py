@@ -17,7 +17,7 @@ from aiohttp import WSCloseCode, web
 from protocol import ErrorCode
 from server.connection import DeviceConnection
 from server.errors import ApiError
-from server.state import CLOCK, HUB, METRICS, SETTINGS, STORE
+from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
 
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 NONCE_BYTES = 32
@@ -43,6 +43,8 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         hub=app[HUB],
         metrics=app[METRICS],
         clock=app[CLOCK],
+        franking=app[FRANKING],
+        sessions=app[SESSIONS],
         nonce=secrets.token_bytes(NONCE_BYTES),
     )
     try:

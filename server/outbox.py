@@ -27,6 +27,8 @@ class Outbox:
         self._room = asyncio.Event()
         self._room.set()
         self.overflowed = asyncio.Event()
+        self._empty = asyncio.Event()
+        self._empty.set()
 
     @property
     def queued_bytes(self) -> int:
@@ -37,19 +39,19 @@ class Outbox:
         if self._items and self._bytes + len(text) > self._limit:
             self.overflowed.set()
             return False
-        self._items.append((kind, text))
-        self._bytes += len(text)
-        self._nonempty.set()
-        if self._bytes >= self._limit // 2:
-            self._room.clear()
+        self._push(kind, text)
         return True
 
     async def put(self, kind: str, text: str) -> None:
         """Queue a frame once the outbox is at most half full."""
         await self._room.wait()
+        self._push(kind, text)
+
+    def _push(self, kind: str, text: str) -> None:
         self._items.append((kind, text))
         self._bytes += len(text)
         self._nonempty.set()
+        self._empty.clear()
         if self._bytes >= self._limit // 2:
             self._room.clear()
 
@@ -63,3 +65,16 @@ class Outbox:
         if self._bytes < self._limit // 2:
             self._room.set()
         return kind, text
+
+    def task_done(self) -> None:
+        """The writer has sent what :meth:`get` returned."""
+        if not self._items:
+            self._empty.set()
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until everything queued is written; False if ``timeout`` ran out."""
+        try:
+            await asyncio.wait_for(self._empty.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from crypto import FrankingKeyring
 from server.clock import Clock
 from server.config import Settings
+from server.device_sessions import DeviceSessions
 from server.hub import Hub
 from server.metrics import Metrics
 from storage.database import Store
@@ -15,3 +17,7 @@ CLOCK = web.AppKey("clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
 STORE = web.AppKey("store", Store)
 HUB = web.AppKey("hub", Hub)
+FRANKING = web.AppKey("franking", FrankingKeyring)
+"""Server franking keys (current + previous), loaded from the database at start."""
+SESSIONS = web.AppKey("device_sessions", DeviceSessions)
+"""Issues and checks device session tokens for the REST API."""

@@ -18,6 +18,8 @@ from storage.directory import DirectoryRepository
 from storage.enrolment import EnrolmentRepository
 from storage.envelopes import EnvelopeRepository
 from storage.errors import DatabaseUnavailable
+from storage.prekeys import PrekeyRepository
+from storage.server_keys import ServerKeyRepository
 from storage.throttle import ThrottleRepository
 from storage.tokens import TokenRepository
 
@@ -52,6 +54,8 @@ class Store:
         self.enrolment = EnrolmentRepository(client, self.db, options.max_code_attempts)
         self.envelopes = EnvelopeRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
+        self.prekeys = PrekeyRepository(self.db)
+        self.server_keys = ServerKeyRepository(self.db)
 
     @classmethod
     async def connect(cls, uri: str, db_name: str, options: StoreOptions | None = None) -> Store:
@@ -91,6 +95,8 @@ class Store:
                 self.enrolment,
                 self.envelopes,
                 self.throttle,
+                self.prekeys,
+                self.server_keys,
             ):
                 await repository.create_indexes()
         except PyMongoError as exc:

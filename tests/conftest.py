@@ -1,0 +1,39 @@
+"""Fixtures shared by every layer's tests.
+
+``database_uri``: one real SecantusDB child for the whole session (each test
+uses a database of its own). ``server``: a real Carnet on an ephemeral port,
+with the demo school loaded and a frozen clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from storage.embedded import EmbeddedDatabase
+from tests.support.servers import RunningServer, running_server
+
+
+@pytest.fixture(scope="session")
+async def database_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    database = EmbeddedDatabase(tmp_path_factory.mktemp("secantus"), cache_size="256M")
+    uri = await database.start()
+    try:
+        yield uri
+    finally:
+        await database.stop()
+
+
+@pytest.fixture
+async def server(database_uri: str, tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with running_server(database_uri, tmp_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

@@ -1,0 +1,1 @@
+"""Helpers shared by the server, storage and end-to-end tests (no mocks of our code)."""
