@@ -4,6 +4,8 @@
 - ``POST /v1/admin/directory/people`` (JSON): the same from records.
 - ``GET  /v1/admin/schools/{uai}/people``: the school's directory.
 - ``POST /v1/admin/people/{person_id}/enrolment-codes``: a one-time code.
+- ``DELETE /v1/admin/people/{person_id}``: remove a person, their devices,
+  codes, prekeys and queued envelopes.
 
 A token scoped to a school acts on that school only.
 """
@@ -17,7 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import ErrorCode
-from server.admin_actions import import_directory, issue_enrolment_code
+from server.admin_actions import import_directory, issue_enrolment_code, remove_person
 from server.auth import require_school, require_token
 from server.directory_csv import parse_directory_csv
 from server.errors import ApiError, read_model
@@ -113,8 +115,20 @@ async def enrolment_code(request: web.Request) -> web.Response:
     )
 
 
+async def delete_person(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    store = request.app[STORE]
+    person = await store.directory.person(request.match_info["person_id"])
+    if person is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "no such person")
+    require_school(grant, person.uai)
+    await remove_person(store, person.id)
+    return web.Response(status=204)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/admin/directory/import", import_csv)
     app.router.add_post("/v1/admin/directory/people", import_people)
     app.router.add_get("/v1/admin/schools/{uai}/people", school_people)
     app.router.add_post("/v1/admin/people/{person_id}/enrolment-codes", enrolment_code)
+    app.router.add_delete("/v1/admin/people/{person_id}", delete_person)

@@ -57,3 +57,16 @@ async def create_api_token(
     token = new_token(role)
     token_id = await store.tokens.add(token, role, school, label, now)
     return token, token_id
+
+
+async def remove_person(store: Store, person_id: str) -> bool:
+    """Remove a person with their devices, codes, prekeys and queued envelopes.
+
+    Idempotent: a retry after a failure finishes the job. Returns False if the
+    person did not exist.
+    """
+    devices = await store.enrolment.remove_person(person_id)
+    for device_id in devices:
+        await store.prekeys.forget_device(device_id)
+        await store.envelopes.forget_device(device_id)
+    return await store.directory.remove_person(person_id)

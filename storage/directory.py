@@ -104,6 +104,12 @@ class DirectoryRepository:
         cursor = self._people.find({"uai": uai}).sort("_id", ASCENDING).limit(limit)
         return [_person(doc) async for doc in cursor]
 
+    async def remove_person(self, person_id: str) -> bool:
+        """Delete a person and the links that point at them; True if they existed."""
+        result = await self._people.delete_one({"_id": person_id})
+        await self._people.update_many({"children": person_id}, {"$pull": {"children": person_id}})
+        return result.deleted_count == 1
+
     async def apply_import(
         self,
         source: str,

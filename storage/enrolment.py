@@ -156,6 +156,13 @@ class EnrolmentRepository:
         cursor = self._devices.find({"person_id": person_id, "revoked_at": None})
         return [_device(doc) async for doc in cursor.sort("created_at", ASCENDING)]
 
+    async def remove_person(self, person_id: str) -> list[str]:
+        """Delete a person's codes and devices; returns the removed device ids."""
+        await self._codes.delete_many({"person_id": person_id})
+        ids = [d["_id"] async for d in self._devices.find({"person_id": person_id}, {"_id": 1})]
+        await self._devices.delete_many({"person_id": person_id})
+        return ids
+
     async def existing_devices(self, device_ids: list[str]) -> dict[str, str]:
         """Device id → person id, for the ids that exist and are not revoked."""
         cursor = self._devices.find(
