@@ -12,7 +12,8 @@ from server.admin_actions import create_api_token
 from tests.support.devices import WireDevice
 from tests.support.servers import RunningServer
 
-GOOD_CSV = """uai,school_name,timezone,external_id,role,given_name,family_name,email,classes,children
+GOOD_CSV = """\
+uai,school_name,timezone,external_id,role,given_name,family_name,email,classes,children
 0750001A,Lycée Victor Hugo,Europe/Paris,P1,teacher,Anne,Roy,anne@lvh.example,2nde 3,
 0750001A,,,E1,pupil,Jules,Dumas,,2nde 3,
 0750001A,,,R1,parent,Eva,Dumas,eva@home.example,,E1
@@ -54,7 +55,9 @@ async def test_a_bad_file_imports_nothing_and_names_each_line(
 ) -> None:
     bad = (
         GOOD_CSV
-        + "0750001A,,,E2,wizard,Merlin,X,,,\n0750001A,,,P1,teacher,Dup,Licate,,,\n0750001A,,,R2,parent,A,B,not-an-email,,\n"
+        + "0750001A,,,E2,wizard,Merlin,X,,,\n"
+        + "0750001A,,,P1,teacher,Dup,Licate,,,\n"
+        + "0750001A,,,R2,parent,A,B,not-an-email,,\n"
     )
     status, body = await post_csv(http, server, bad)
     assert status == 422 and body["error"]["code"] == "invalid_request"
