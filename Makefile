@@ -17,12 +17,13 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/carnet serve --demo
 
-## make test: install, then format check, lint, types and the whole test suite.
+## make test: install, then format check, lint, types, the test suite and the deployment checks.
 test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest
+	deploy/check
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check .
