@@ -621,6 +621,11 @@ class Client:
                 return
             yield message
 
+    @property
+    def queued(self) -> int:
+        """Messages received and decrypted but not yet taken by the application."""
+        return self._inbox.qsize() - (1 if self._closing or self._fatal is not None else 0)
+
     async def next_message(self, timeout: float = 10.0) -> Message:
         """Wait for the next message.
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from client import Client
+import aiohttp
+
+from client import ApiError, Client
 from client.keystore import MINIMAL
 from tests.support.servers import RunningServer
 
@@ -12,27 +15,26 @@ PASSPHRASE = "correct horse battery staple"
 
 
 async def enrolled_client(
-    server: RunningServer, tmp_path: Path, external_id: str, name: str | None = None, **options: object
+    server: RunningServer,
+    tmp_path: Path,
+    external_id: str,
+    name: str | None = None,
+    **options: Any,
 ) -> Client:
-    """Enrol a new device for a demo person (a fresh code when the demo one is spent)."""
+    """Enrol a device for a demo person: the demo code first, then fresh admin codes."""
     person = server.person(external_id)
-    code = person["code"]
     path = tmp_path / f"{name or external_id}.keystore"
+    settings: dict[str, Any] = {"limits": MINIMAL, "backoff_initial": 0.05, **options}
     try:
-        return await Client.enrol(
-            server.url, code, path, PASSPHRASE, limits=MINIMAL, backoff_initial=0.05, **options
-        )
-    except Exception:
-        code = await fresh_code(server, person["person_id"])
-        return await Client.enrol(
-            server.url, code, path, PASSPHRASE, limits=MINIMAL, backoff_initial=0.05, **options
-        )
+        return await Client.enrol(server.url, person["code"], path, PASSPHRASE, **settings)
+    except ApiError as exc:
+        assert exc.code == "invalid_code", exc
+    code = await fresh_code(server, person["person_id"])
+    return await Client.enrol(server.url, code, path, PASSPHRASE, **settings)
 
 
 async def fresh_code(server: RunningServer, person_id: str) -> str:
     """Issue a new enrolment code through the admin API."""
-    import aiohttp
-
     async with aiohttp.ClientSession() as http:
         async with http.post(
             f"{server.url}/v1/admin/people/{person_id}/enrolment-codes",
@@ -41,3 +43,12 @@ async def fresh_code(server: RunningServer, person_id: str) -> str:
             body = await response.json()
             assert response.status == 201, body
             return str(body["code"])
+
+
+async def quiet(*clients: Client, seconds: float = 0.3) -> None:
+    """Assert that no client receives anything more (no duplicate, nothing stray)."""
+    import asyncio
+
+    await asyncio.sleep(seconds)
+    for each in clients:
+        assert each.queued == 0, f"{each} got an unexpected message"
