@@ -14,12 +14,19 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from storage.audit import AuditLog
+from storage.breach import BreachScope
 from storage.directory import DirectoryRepository
+from storage.dpo_requests import RequestRepository
 from storage.enrolment import EnrolmentRepository
 from storage.envelopes import EnvelopeRepository
 from storage.errors import DatabaseUnavailable
+from storage.leases import LeaseRepository
+from storage.legal_holds import LegalHoldRepository
 from storage.prekeys import PrekeyRepository
+from storage.retention import RetentionRepository
 from storage.server_keys import ServerKeyRepository
+from storage.subjects import SubjectRepository
 from storage.throttle import ThrottleRepository
 from storage.tokens import TokenRepository
 
@@ -56,6 +63,13 @@ class Store:
         self.throttle = ThrottleRepository(self.db)
         self.prekeys = PrekeyRepository(self.db)
         self.server_keys = ServerKeyRepository(self.db)
+        self.audit = AuditLog(self.db)
+        self.retention = RetentionRepository(self.db)
+        self.holds = LegalHoldRepository(self.db)
+        self.leases = LeaseRepository(self.db)
+        self.dpo_requests = RequestRepository(self.db)
+        self.subjects = SubjectRepository(self.db)
+        self.breach = BreachScope(self.db)
 
     @classmethod
     async def connect(cls, uri: str, db_name: str, options: StoreOptions | None = None) -> Store:
@@ -97,6 +111,13 @@ class Store:
                 self.throttle,
                 self.prekeys,
                 self.server_keys,
+                self.audit,
+                self.retention,
+                self.holds,
+                self.leases,
+                self.dpo_requests,
+                self.subjects,
+                self.breach,
             ):
                 await repository.create_indexes()
         except PyMongoError as exc:
