@@ -108,7 +108,7 @@ def format_message(message: Message, names: Mapping[str, str], tz: tzinfo | None
         who = f"you (other device) -> {target}"
     else:
         who = sender
-    where = f" @{message.conversation}" if message.conversation else ""
+    where = f" @{message.conversation}" if message.group and message.conversation else ""
     warning = f" [{BRIDGE_WARNING}]" if message.sender_kind == "email-bridge" else ""
     return f"[{moment:%H:%M}] {who}{where}: {message.body}{warning}"
 

@@ -38,7 +38,13 @@ import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from client.content import SenderKeyContent, TextContent, decode_body, encode_body
+from client.content import (
+    SenderKeyContent,
+    TextContent,
+    decode_body,
+    direct_conversation_id,
+    encode_body,
+)
 from client.errors import ApiError, ClientError, ConnectionFailed, NoDevices, SendRefused
 from client.http import BRIDGE_KIND, Contact, HttpApi, Person
 from client.keystore import MODERATE, KdfLimits, Keystore
@@ -496,7 +502,10 @@ class Client:
                 for d in targets
             ]
             frame = SendFrame(
-                client_msg_id=_new_id(), envelopes=envelopes, commitment=franked.commitment
+                client_msg_id=_new_id(),
+                conversation=direct_conversation_id(self.person_id, person_id),
+                envelopes=envelopes,
+                commitment=franked.commitment,
             )
             future = self._queue_send(frame, tuple(targets), bridge)
             self._save()
@@ -752,7 +761,7 @@ class Client:
             sender_device=frame.sender_device,
             sender_kind=await self._kind_of(frame.sender_person, frame.sender_device),
             from_me=frame.sender_person == self.person_id,
-            conversation=frame.conversation if frame.group else None,
+            conversation=frame.conversation,
             to_person=content.to,
             body=content.text,
             ts=frame.ts,

@@ -17,13 +17,40 @@ Pure: no I/O. Unknown types and malformed bodies raise :class:`crypto.InvalidMes
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from dataclasses import dataclass
 
 from crypto import InvalidMessage
 from crypto.encoding import b64url_decode, b64url_encode
 
-__all__ = ["SenderKeyContent", "TextContent", "decode_body", "encode_body"]
+__all__ = [
+    "SenderKeyContent",
+    "TextContent",
+    "decode_body",
+    "direct_conversation_id",
+    "encode_body",
+]
+
+
+def direct_conversation_id(person_a: str, person_b: str) -> str:
+    """The id of the one direct conversation of two people (order does not matter).
+
+    ``"c_" + base64url(BLAKE2b-128("direct" 0x1F min(a, b) 0x1F max(a, b)))``, the
+    derivation the server uses (``storage.ids.derived_id``), so that both people,
+    and the franking stamp, name the same conversation without a round trip.
+
+    Args:
+        person_a: One person id.
+        person_b: The other.
+
+    Returns:
+        The conversation id.
+    """
+    parts = "\x1f".join(("direct", *sorted((person_a, person_b))))
+    digest = hashlib.blake2b(parts.encode(), digest_size=16).digest()
+    return "c_" + base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ class Message:
         sender_kind: ``app`` or ``email-bridge`` (then the text went through the
             school's mail system: not end to end beyond the school's server).
         from_me: Sent by another device of ours (a copy for our other devices).
-        conversation: The group conversation id, or ``None`` for a direct message.
+        conversation: The conversation id (for a direct message, that of
+            :func:`client.content.direct_conversation_id`).
         to_person: For a direct message, its addressee (useful when ``from_me``).
         body: The text.
         ts: Server time, milliseconds since the epoch.

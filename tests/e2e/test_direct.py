@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from client.content import direct_conversation_id
 from crypto import InvalidMessage, verify_report
 from server.state import FRANKING
 from tests.e2e.helpers import enrolled_client, quiet
@@ -29,7 +30,8 @@ async def test_teacher_and_parent_exchange_both_ways(server: RunningServer, tmp_
             teacher.device_id,
         )
         assert received.sender_kind == "app" and not received.from_me and not received.group
-        assert received.to_person == parent.person_id and received.conversation is None
+        assert received.to_person == parent.person_id
+        assert received.conversation == direct_conversation_id(parent.person_id, teacher.person_id)
         assert received.message_id == receipt.message_id
 
         await parent.send_to_person(teacher.person_id, "Bonjour, merci !")
