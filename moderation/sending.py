@@ -1,0 +1,114 @@
+"""May this person send in this conversation now, and how is it delivered (issue 5).
+
+Checks, in order (the first failing one is the reason):
+
+1. the sender takes part in messaging and is a member (``not_a_member``);
+2. announcements are one-way: only owners send (``announcement_one_way``);
+3. incident controls: a moderator's suspension of the person, a school, class
+   or role suspension, closure of the school's pupil messaging
+   (:class:`moderation.incidents.IncidentState`);
+4. night closure of pupils' sending (:mod:`moderation.quiet_hours`);
+5. the membership state still meets every rule (a second adult may have left
+   the school since), :func:`moderation.conversations.check_conversation`.
+
+Then, per recipient: :attr:`Delivery.DROP` if they blocked the sender (the
+sender is not told), :attr:`Delivery.SILENT` in their quiet hours (the sender
+is told), else :attr:`Delivery.NOTIFY`. Rate limits are a separate, stateful
+step (:class:`moderation.rate_limits.RateLimiter`) taken after these checks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from moderation.blocks import Blocks
+from moderation.conversations import Conversation, ConversationKind, check_conversation
+from moderation.directory import DirectoryView, participation, require_aware
+from moderation.incidents import IncidentState
+from moderation.quiet_hours import night_closed, quiet_delivery
+from moderation.reasons import ALLOWED, Decision, Delivery, Reason
+from storage.models import Person
+
+__all__ = ["SendDecision", "may_send"]
+
+
+@dataclass(frozen=True)
+class SendDecision:
+    """The decision on one send and, if allowed, each recipient's delivery.
+
+    Attributes:
+        decision: Allowed, or the refusal to send back.
+        deliveries: Recipient person id to delivery (empty when refused).
+    """
+
+    decision: Decision
+    deliveries: Mapping[str, Delivery] = field(default_factory=dict)
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the message may be stored and relayed."""
+        return self.decision.allowed
+
+    def told_to_sender(self) -> dict[str, Delivery]:
+        """What the sender may learn: the silent deliveries, never the dropped ones.
+
+        Returns:
+            Recipient id to :attr:`Delivery.SILENT`, for those in quiet hours.
+        """
+        return {p: d for p, d in self.deliveries.items() if d == Delivery.SILENT}
+
+
+def _refused(reason: Reason) -> SendDecision:
+    return SendDecision(Decision.refuse(reason))
+
+
+def may_send(
+    view: DirectoryView,
+    sender: Person,
+    conversation: Conversation,
+    now: datetime,
+    incidents: IncidentState | None = None,
+    blocks: Blocks | None = None,
+) -> SendDecision:
+    """Whether ``sender`` may send in ``conversation`` now, and how each member gets it.
+
+    Args:
+        view: Schools, policies and people.
+        sender: Who sends.
+        conversation: The conversation as it stands.
+        now: The instant (aware).
+        incidents: Incident controls in force (none by default).
+        blocks: Blocks in force (none by default).
+
+    Returns:
+        The decision and, when allowed, a delivery for every other member.
+
+    Raises:
+        ModerationUsageError: naive ``now`` or a school missing from ``view``.
+    """
+    require_aware(now)
+    incidents = incidents or IncidentState()
+    blocks = blocks or Blocks()
+    decision = participation(sender, now)
+    if not decision:
+        return SendDecision(decision)
+    if conversation.member(sender.id) is None:
+        return _refused(Reason.NOT_A_MEMBER)
+    if conversation.kind == ConversationKind.ANNOUNCEMENT and sender.id not in conversation.owners:
+        return _refused(Reason.ANNOUNCEMENT_ONE_WAY)
+    reason = incidents.sending_refusal(sender, now)
+    if reason is not None:
+        return _refused(reason)
+    if night_closed(view, sender, now):
+        return _refused(Reason.NIGHT_CLOSURE)
+    decision = check_conversation(view, conversation, now)
+    if not decision:
+        return SendDecision(decision)
+    deliveries = {
+        m.id: Delivery.DROP if blocks.blocks(m.id, sender.id) else quiet_delivery(view, m, now)
+        for m in conversation.members
+        if m.id != sender.id
+    }
+    return SendDecision(ALLOWED, deliveries)
