@@ -1,0 +1,344 @@
+"""Load-generator worker processes: each drives a share of the scenario's devices.
+
+A worker is a separate process (``multiprocessing``, spawn) running one asyncio
+loop with one aiohttp client session. The orchestrator (:mod:`bench.scenarios`)
+sends it commands over a pipe and waits for each answer, so that it can read
+the server's CPU counters exactly around each phase:
+
+=========== ===============================================================
+``connect`` log every device of the worker in (challenge → auth → ready)
+``drop``    close every socket
+``direct``  each device with a peer sends 1:1 to it (bounded window, optional
+            rate), then waits for the outstanding deliveries
+``fanout``  the worker's first device sends group messages to ``targets``
+``wait``    wait until every device received ``expected`` envelopes
+``reset``   return the counters and start new ones
+``quit``    close everything and exit
+=========== ===============================================================
+
+Every loop is bounded in count and in time; a watchdog ends the process at
+its hard deadline whatever happens (the orchestrator may have died).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import aiohttp
+
+from bench.wire import BenchError, Credentials, ack_frame, b64d, latency_ms, login, send_frame
+from bench.wire import stamped as stamped_payload
+
+POLL_SECONDS = 0.02
+LOGIN_CONCURRENCY = 100
+
+
+@dataclass
+class Stats:
+    sent: int = 0
+    stored: int = 0
+    deliveries: int = 0
+    duplicates: int = 0
+    messages: set[str] = field(default_factory=set)
+    latencies_ms: list[float] = field(default_factory=list)
+    errors: Counter[str] = field(default_factory=Counter)
+    last_delivery: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sent": self.sent,
+            "stored": self.stored,
+            "deliveries": self.deliveries,
+            "duplicates": self.duplicates,
+            "messages": len(self.messages),
+            "latencies_ms": self.latencies_ms,
+            "errors": dict(self.errors),
+            "last_delivery": self.last_delivery,
+        }
+
+
+class Device:
+    """One device's socket, reader and acker inside a worker."""
+
+    def __init__(self, creds: Credentials, peer: str | None, worker: Worker) -> None:
+        self.creds = creds
+        self.peer = peer
+        self.worker = worker
+        self.ws: aiohttp.ClientWebSocketResponse | None = None
+        self.received = 0
+        self.seen: set[str] = set()
+        self.window = asyncio.Semaphore(1)
+        self.pending_acks: list[str] = []
+        self.ack_wanted = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.outgoing: Any = None  # crypto.Session to the peer (--with-crypto)
+        self.incoming: Any = None  # crypto.Session from the peer
+
+    async def connect(self) -> None:
+        self.ws = await login(self.worker.http, self.worker.ws_url, self.creds)
+        self.tasks = [
+            asyncio.create_task(self._reader(self.ws)),
+            asyncio.create_task(self._acker(self.ws)),
+        ]
+
+    async def drop(self) -> None:
+        ws, self.ws = self.ws, None
+        if ws is not None:
+            await ws.close()
+        for task in self.tasks:
+            task.cancel()
+        for task in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.tasks = []
+
+    async def _reader(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        stats = self.worker.stats
+        async for msg in ws:  # ends when the socket closes (bounded by the watchdog)
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            frame = json.loads(msg.data)
+            kind = frame.get("type")
+            if kind == "sent":
+                stats.stored += 1
+                self.window.release()
+            elif kind == "deliver":
+                self._on_deliver(frame)
+            elif kind == "error":
+                stats.errors[frame.get("code", "error")] += 1
+                if frame.get("ref"):
+                    self.window.release()
+        if ws.close_code not in (None, 1000) and self.ws is ws:
+            stats.errors[f"close_{ws.close_code}"] += 1
+
+    def _on_deliver(self, frame: dict[str, Any]) -> None:
+        stats = self.worker.stats
+        envelope_id = frame["envelope_id"]
+        self.pending_acks.append(envelope_id)
+        self.ack_wanted.set()
+        if envelope_id in self.seen:
+            stats.duplicates += 1
+            return
+        self.seen.add(envelope_id)
+        self.received += 1
+        stats.deliveries += 1
+        stats.messages.add(frame["message_id"])
+        stats.last_delivery = time.monotonic()
+        payload = b64d(frame["ciphertext"])
+        if self.incoming is not None and not frame.get("group"):
+            payload = self.incoming.decrypt(payload)
+        if len(payload) >= 8:
+            stats.latencies_ms.append(latency_ms(payload))
+
+    async def _acker(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        while not ws.closed:  # bounded by the socket's life
+            await self.ack_wanted.wait()
+            self.ack_wanted.clear()
+            while self.pending_acks and not ws.closed:
+                batch, self.pending_acks = self.pending_acks[:1000], self.pending_acks[1000:]
+                with contextlib.suppress(ConnectionResetError):
+                    await ws.send_str(ack_frame(batch))
+
+    async def send(self, text: str) -> None:
+        if self.ws is None or self.ws.closed:
+            raise BenchError("not connected")
+        await self.ws.send_str(text)
+        self.worker.stats.sent += 1
+
+
+class Worker:
+    """The devices of one process and the commands the orchestrator gives them."""
+
+    def __init__(self, spec: dict[str, Any], http: aiohttp.ClientSession) -> None:
+        self.ws_url: str = spec["ws_url"]
+        self.http = http
+        self.stats = Stats()
+        self.devices = [
+            Device(Credentials.from_json(d["creds"]), d.get("peer"), self) for d in spec["devices"]
+        ]
+        self.by_id = {d.creds.device_id: d for d in self.devices}
+
+    async def connect(self, args: dict[str, Any]) -> dict[str, Any]:
+        gate = asyncio.Semaphore(args.get("concurrency", LOGIN_CONCURRENCY))
+        errors: Counter[str] = Counter()
+
+        async def one(device: Device) -> None:
+            async with gate:
+                try:
+                    await device.connect()
+                except (BenchError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    errors[type(exc).__name__] += 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(one(d) for d in self.devices if d.ws is None))
+        self.stats.errors.update({f"login_{k}": v for k, v in errors.items()})
+        connected = sum(1 for d in self.devices if d.ws is not None)
+        return {"connected": connected, "seconds": time.monotonic() - started}
+
+    async def drop(self, args: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.gather(*(d.drop() for d in self.devices))
+        return {}
+
+    def reset(self, args: dict[str, Any]) -> dict[str, Any]:
+        old, self.stats = self.stats, Stats()
+        for device in self.devices:
+            device.received = 0
+        return old.to_json()
+
+    async def direct(self, args: dict[str, Any]) -> dict[str, Any]:
+        senders = [d for d in self.devices if d.peer is not None and d.ws is not None]
+        if args.get("crypto"):
+            establish_sessions(senders, self.by_id)
+        tag = uuid.uuid4().hex[:8]
+        started = time.monotonic()
+        deadline = started + args["duration"]
+        await asyncio.gather(*(self._send_direct(d, tag, deadline, args) for d in senders))
+        await self._drain(deadline + args["grace"])
+        return {**self.stats.to_json(), "started": started}
+
+    async def _send_direct(
+        self, device: Device, tag: str, deadline: float, args: dict[str, Any]
+    ) -> None:
+        assert device.peer is not None
+        device.window = asyncio.Semaphore(args["window"])
+        interval = args.get("interval") or 0.0
+        next_at = time.monotonic()
+        size = args["size"]
+        for n in range(args["max_messages"]):
+            if interval:
+                next_at += interval
+                await asyncio.sleep(max(0.0, min(next_at - time.monotonic(), deadline)))
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                await asyncio.wait_for(device.window.acquire(), remaining)
+            except TimeoutError:
+                break
+            payload = stamped_payload(size, n)
+            if device.outgoing is not None:
+                payload = device.outgoing.encrypt(payload[:8] + payload[8 : size - 120])
+            text = send_frame(f"{tag}.{n}", pairwise={device.peer: payload})
+            try:
+                await device.send(text)
+            except (BenchError, ConnectionResetError):
+                self.stats.errors["send_failed"] += 1
+                break
+
+    async def _drain(self, until: float) -> None:
+        """Wait (bounded) until every stored 1:1 message of this worker was delivered."""
+        while time.monotonic() < until and self.stats.deliveries < self.stats.stored:
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def fanout(self, args: dict[str, Any]) -> dict[str, Any]:
+        sender = self.devices[0]
+        targets: list[str] = args["targets"]
+        if args.get("pairwise"):  # one 1:1 send per target
+            chunks = [[t] for t in targets]
+        else:  # one group ciphertext per 1000 targets
+            chunks = [targets[i : i + 1000] for i in range(0, len(targets), 1000)]
+        sender.window = asyncio.Semaphore(args["window"])
+        tag = uuid.uuid4().hex[:8]
+        started = time.monotonic()
+        deadline = started + args["duration"]
+        interval = args.get("interval") or 0.0
+        for n in range(args["count"]):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            for c, chunk in enumerate(chunks):
+                try:
+                    await asyncio.wait_for(sender.window.acquire(), remaining)
+                except TimeoutError:
+                    break
+                payload = stamped_payload(args["size"], n)
+                if args.get("pairwise"):
+                    text = send_frame(f"{tag}.{n}.{c}", pairwise={chunk[0]: payload})
+                else:
+                    text = send_frame(f"{tag}.{n}.{c}", group=(payload, chunk))
+                await sender.send(text)
+            if interval:
+                await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
+        until = time.monotonic() + args["grace"]
+        while time.monotonic() < until and self.stats.stored < self.stats.sent:
+            await asyncio.sleep(POLL_SECONDS)
+        return {**self.stats.to_json(), "started": started}
+
+    async def wait(self, args: dict[str, Any]) -> dict[str, Any]:
+        expected = args["expected"]
+        started = time.monotonic()
+        until = started + args["timeout"]
+        while time.monotonic() < until and any(d.received < expected for d in self.devices):
+            await asyncio.sleep(POLL_SECONDS)
+        done = sum(1 for d in self.devices if d.received >= expected)
+        return {"complete": done, "seconds": time.monotonic() - started}
+
+
+def establish_sessions(senders: list[Device], by_id: dict[str, Device]) -> None:
+    """Pre-establish a Double Ratchet session per direction (X3DH done locally)."""
+    from crypto import DeviceKeys, accept_session, initiate_session
+
+    now = int(time.time())
+    for device in senders:
+        peer = by_id.get(device.peer or "")
+        if peer is None or device.outgoing is not None:
+            continue
+        theirs = DeviceKeys.generate(now, one_time_prekeys=1)
+        session = initiate_session(DeviceKeys.generate(now, one_time_prekeys=1), theirs.bundle(1))
+        accepted = accept_session(theirs, session.encrypt(b"hello"))
+        session.decrypt(accepted.session.encrypt(b"hello"))
+        device.outgoing, peer.incoming = session, accepted.session
+
+
+async def _serve(conn: Connection, spec: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+        worker = Worker(spec, http)
+        commands = {
+            "connect": worker.connect,
+            "drop": worker.drop,
+            "direct": worker.direct,
+            "fanout": worker.fanout,
+            "wait": worker.wait,
+        }
+        for _ in range(10_000):  # commands of one run; bounded
+            name, args = await loop.run_in_executor(None, conn.recv)
+            if name == "quit":
+                await worker.drop({})
+                conn.send({})
+                return
+            if name == "reset":
+                conn.send(worker.reset(args))
+                continue
+            conn.send(await commands[name](args))
+
+
+def worker_main(conn: Connection, spec: dict[str, Any]) -> None:
+    """Process entry point: serve commands until ``quit`` or the hard deadline."""
+    hard_deadline = spec["hard_seconds"]
+
+    async def main() -> None:
+        task = asyncio.create_task(_serve(conn, spec))
+        try:
+            await asyncio.wait_for(task, hard_deadline)
+        except TimeoutError:
+            os._exit(3)
+
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ValueError, OSError):
+        pass
+    asyncio.run(main())

@@ -1,0 +1,117 @@
+"""A pool of load-generator processes and the numbers made from their answers."""
+
+from __future__ import annotations
+
+import multiprocessing
+import statistics
+from collections import Counter
+from multiprocessing.connection import Connection
+from typing import Any
+
+from bench.loadgen import worker_main
+from bench.wire import BenchError
+
+COMMAND_TIMEOUT = 900.0
+
+
+class Pool:
+    """``workers`` processes sharing ``devices`` (dicts ``{creds, peer?}``).
+
+    Devices listed in ``groups`` stay together in one worker (a 1:1 pair), so a
+    worker can wait for its own outstanding deliveries.
+    """
+
+    def __init__(
+        self, ws_url: str, groups: list[list[dict[str, Any]]], workers: int, hard_seconds: float
+    ) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        shares: list[list[dict[str, Any]]] = [[] for _ in range(max(1, min(workers, len(groups))))]
+        for i, group in enumerate(groups):
+            shares[i % len(shares)].extend(group)
+        self.pipes: list[Connection] = []
+        self.processes = []
+        for share in shares:
+            ours, theirs = ctx.Pipe()
+            spec = {"ws_url": ws_url, "devices": share, "hard_seconds": hard_seconds}
+            process = ctx.Process(target=worker_main, args=(theirs, spec), daemon=True)
+            process.start()
+            self.pipes.append(ours)
+            self.processes.append(process)
+
+    def command(self, name: str, args: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Give every worker the command; wait (bounded) for every answer.
+
+        Raises:
+            BenchError: a worker did not answer in time or died.
+        """
+        for pipe in self.pipes:
+            pipe.send((name, args or {}))
+        answers = []
+        for pipe in self.pipes:
+            if not pipe.poll(COMMAND_TIMEOUT):
+                raise BenchError(f"a load-generator worker did not answer {name!r}")
+            try:
+                answers.append(pipe.recv())
+            except EOFError:
+                raise BenchError(f"a load-generator worker died during {name!r}") from None
+        return answers
+
+    def close(self) -> None:
+        try:
+            self.command("quit")
+        except (BenchError, BrokenPipeError, OSError):
+            pass
+        for process in self.processes:
+            process.join(10)
+            if process.is_alive():
+                process.kill()
+                process.join(5)
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return round(ordered[index], 3)
+
+
+def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """Add up the workers' counters; latencies pooled for percentiles."""
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    total: dict[str, Any] = {
+        "sent": 0,
+        "stored": 0,
+        "deliveries": 0,
+        "duplicates": 0,
+        "messages": 0,
+    }
+    for answer in answers:
+        for key in total:
+            total[key] += answer.get(key, 0)
+        errors.update(answer.get("errors", {}))
+        latencies.extend(answer.get("latencies_ms", []))
+    total["errors"] = dict(errors)
+    total["latency_ms"] = {
+        "p50": percentile(latencies, 0.50),
+        "p95": percentile(latencies, 0.95),
+        "p99": percentile(latencies, 0.99),
+    }
+    starts = [a["started"] for a in answers if a.get("started")]
+    ends = [a["last_delivery"] for a in answers if a.get("last_delivery")]
+    if starts and ends:
+        total["seconds"] = max(ends) - min(starts)
+    return total
+
+
+def median_of(runs: list[dict[str, Any]], path: str) -> float | None:
+    """Median of the number at ``a.b.c`` over the runs that have it."""
+    values = []
+    for run in runs:
+        value: Any = run
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if isinstance(value, int | float):
+            values.append(float(value))
+    return round(statistics.median(values), 3) if values else None

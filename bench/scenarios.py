@@ -1,0 +1,293 @@
+"""The scenarios (issue 9): each against Carnet and, where it means something, the relay.
+
+Every scenario returns one dict per run with the same keys, so runs can be
+compared side by side and their medians taken (:mod:`bench.report`). CPU is
+read from ``/proc`` around each measured phase: the server process alone, and
+the database child apart.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.pool import Pool, merge
+from bench.procstat import CpuMeter, sample
+from bench.servers import ServerProcess
+from bench.wire import Credentials
+
+SETTLE_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Params:
+    """Knobs of a run (command-line flags of ``python -m bench run``)."""
+
+    duration: float = 10.0
+    window: int = 8
+    size: int = 256
+    workers: int = 2
+    pairs: int = 50
+    members: int = 100
+    families: int = 300
+    connections: int = 1000
+    messages: int = 5
+    with_crypto: bool = False
+    grace: float = 10.0
+    hard_seconds: float = 1800.0
+
+
+def _meter(server: ServerProcess) -> CpuMeter:
+    return CpuMeter({"server": server.pid, "database": server.database_pid})
+
+
+def _figures(totals: dict[str, Any], seconds: float, meter: CpuMeter) -> dict[str, Any]:
+    """The per-run figures every scenario reports."""
+    deliveries = totals["deliveries"]
+    seconds = max(seconds, 1e-6)
+    out = {
+        **{k: totals[k] for k in ("sent", "stored", "deliveries", "duplicates", "messages")},
+        "seconds": round(seconds, 3),
+        "messages_per_s": round(totals["messages"] / seconds, 1),
+        "deliveries_per_s": round(deliveries / seconds, 1),
+        "latency_ms": totals["latency_ms"],
+        "errors": totals["errors"],
+        "server_cpu_s": round(meter.cpu["server"], 3),
+        "server_cpu_us_per_delivery": round(meter.cpu["server"] / deliveries * 1e6, 1)
+        if deliveries
+        else None,
+        "server_rss_mib": round(meter.rss["server"] / 2**20, 1),
+    }
+    if "database" in meter.cpu:
+        out["database_cpu_s"] = round(meter.cpu["database"], 3)
+        out["database_cpu_us_per_delivery"] = (
+            round(meter.cpu["database"] / deliveries * 1e6, 1) if deliveries else None
+        )
+        out["database_rss_mib"] = round(meter.rss["database"] / 2**20, 1)
+    return out
+
+
+def _entry(creds: Credentials, peer: str | None = None) -> dict[str, Any]:
+    return {"creds": creds.to_json(), "peer": peer}
+
+
+# --- direct -------------------------------------------------------------------
+
+
+class Direct:
+    """Pairs exchange 1:1 messages: saturating (bounded window), then at half that rate."""
+
+    def __init__(self, server: ServerProcess, devices: list[Credentials], params: Params) -> None:
+        self.server, self.params = server, params
+        groups = []
+        for a, b in zip(devices[0::2], devices[1::2], strict=True):
+            ids = (a.device_id, b.device_id)
+            groups.append([_entry(a, ids[1]), _entry(b, ids[0])])
+        self.senders = 2 * len(groups)
+        self.pool = Pool(server.ws_url, groups, params.workers, params.hard_seconds)
+        connected = sum(a["connected"] for a in self.pool.command("connect"))
+        self.connected = connected
+
+    def _phase(self, interval: float | None) -> dict[str, Any]:
+        p = self.params
+        args = {
+            "duration": p.duration,
+            "window": p.window,
+            "size": p.size,
+            "grace": p.grace,
+            "max_messages": 10_000_000,
+            "interval": interval,
+            "crypto": p.with_crypto,
+        }
+        self.pool.command("reset")
+        meter = _meter(self.server)
+        meter.start()
+        answers = self.pool.command("direct", args)
+        meter.stop()
+        totals = merge(answers)
+        return _figures(totals, totals.get("seconds", p.duration), meter)
+
+    def run(self) -> dict[str, Any]:
+        saturated = self._phase(None)
+        half_rate = saturated["messages_per_s"] / 2
+        interval = self.senders / half_rate if half_rate > 0 else None
+        half = self._phase(interval) if interval else {}
+        return {**saturated, "connected": self.connected, "half_rate": half}
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+# --- fan-out: class and announcement ------------------------------------------
+
+
+class Fanout:
+    """One sender, one group ciphertext per message for ``members`` devices, acks."""
+
+    def __init__(
+        self,
+        server: ServerProcess,
+        sender: Credentials,
+        members: list[Credentials],
+        params: Params,
+        count: int,
+        window: int,
+    ) -> None:
+        self.server, self.params, self.count, self.window = server, params, count, window
+        self.targets = [m.device_id for m in members]
+        self.members = Pool(
+            server.ws_url, [[_entry(m)] for m in members], params.workers, params.hard_seconds
+        )
+        self.sender = Pool(server.ws_url, [[_entry(sender)]], 1, params.hard_seconds)
+        self.connected = sum(a["connected"] for a in self.members.command("connect"))
+        self.sender.command("connect")
+
+    def run(self) -> dict[str, Any]:
+        p = self.params
+        self.members.command("reset")
+        self.sender.command("reset")
+        meter = _meter(self.server)
+        meter.start()
+        started = time.monotonic()
+        sent = self.sender.command(
+            "fanout",
+            {
+                "targets": self.targets,
+                "count": self.count,
+                "window": self.window,
+                "size": p.size,
+                "duration": p.duration,
+                "grace": p.grace,
+            },
+        )[0]
+        expected = sent["stored"] // max(1, (len(self.targets) + 999) // 1000)
+        waited = self.members.command("wait", {"expected": expected, "timeout": p.grace})
+        meter.stop()
+        totals = merge(self.members.command("reset"))
+        ends = totals.get("seconds")
+        figures = _figures(totals, ends if ends else time.monotonic() - started, meter)
+        figures["messages_sent"] = sent["stored"]
+        figures["complete_devices"] = sum(w["complete"] for w in waited)
+        figures["connected"] = self.connected
+        figures["errors"] = {**figures["errors"], **sent["errors"]}
+        return figures
+
+    def close(self) -> None:
+        self.members.close()
+        self.sender.close()
+
+
+# --- idle ---------------------------------------------------------------------
+
+
+class Idle:
+    """N authenticated idle connections: server RSS and RSS per connection."""
+
+    def __init__(self, server: ServerProcess, devices: list[Credentials], params: Params) -> None:
+        self.server, self.params = server, params
+        self.pool = Pool(
+            server.ws_url, [[_entry(d)] for d in devices], params.workers, params.hard_seconds
+        )
+
+    def run(self) -> dict[str, Any]:
+        time.sleep(SETTLE_SECONDS)
+        before = sample(self.server.pid).rss_bytes
+        started = time.monotonic()
+        answers = self.pool.command("connect")
+        login_seconds = time.monotonic() - started
+        time.sleep(SETTLE_SECONDS)
+        after = sample(self.server.pid)
+        connected = sum(a["connected"] for a in answers)
+        errors = merge(self.pool.command("reset"))["errors"]
+        self.pool.command("drop")
+        return {
+            "connected": connected,
+            "login_seconds": round(login_seconds, 2),
+            "logins_per_s": round(connected / login_seconds, 1),
+            "server_rss_before_mib": round(before / 2**20, 1),
+            "server_rss_mib": round(after.rss_bytes / 2**20, 1),
+            "rss_per_connection_kib": round(
+                (after.rss_bytes - before) / max(1, connected) / 1024, 2
+            ),
+            "errors": errors,
+        }
+
+    def close(self) -> None:
+        self.pool.close()
+
+
+# --- reconnect and offline ----------------------------------------------------
+
+
+class Catchup:
+    """Devices offline while messages are queued for them, then all connect at once.
+
+    ``reconnect``: the devices were connected, drop together, miss ``messages``
+    group messages, and reconnect together. ``offline``: ``messages`` 1:1
+    messages per device are queued (the store rate is measured), then drained.
+    """
+
+    def __init__(
+        self,
+        server: ServerProcess,
+        sender: Credentials,
+        devices: list[Credentials],
+        params: Params,
+        pairwise: bool,
+    ) -> None:
+        self.server, self.params, self.pairwise = server, params, pairwise
+        self.targets = [d.device_id for d in devices]
+        self.pool = Pool(
+            server.ws_url, [[_entry(d)] for d in devices], params.workers, params.hard_seconds
+        )
+        self.sender = Pool(server.ws_url, [[_entry(sender)]], 1, params.hard_seconds)
+        self.sender.command("connect")
+
+    def run(self) -> dict[str, Any]:
+        p = self.params
+        if not self.pairwise:  # reconnect: they were online, then all drop at once
+            self.pool.command("connect")
+        self.pool.command("drop")
+        self.pool.command("reset")
+        meter = _meter(self.server)
+        meter.start()
+        queued_started = time.monotonic()
+        args = {
+            "targets": self.targets,
+            "count": p.messages,
+            "window": p.window,
+            "size": p.size,
+            "duration": p.hard_seconds / 4,
+            "grace": p.grace,
+            "pairwise": self.pairwise,
+        }
+        sent = self.sender.command("fanout", args)[0]
+        queue_seconds = time.monotonic() - queued_started
+        meter.stop()
+        queue_cpu = dict(meter.cpu)
+        self.sender.command("reset")
+        meter.start()
+        started = time.monotonic()
+        self.pool.command("connect")
+        waited = self.pool.command("wait", {"expected": p.messages, "timeout": p.hard_seconds / 4})
+        seconds = time.monotonic() - started
+        meter.stop()
+        totals = merge(self.pool.command("reset"))
+        figures = _figures(totals, seconds, meter)
+        figures.update(
+            devices=len(self.targets),
+            complete_devices=sum(w["complete"] for w in waited),
+            catch_up_seconds=round(seconds, 2),
+            queued_envelopes=sent["stored"] * (1 if self.pairwise else len(self.targets)),
+            queue_seconds=round(queue_seconds, 2),
+            queue_sends_per_s=round(sent["stored"] / queue_seconds, 1),
+            queue_server_cpu_s=round(queue_cpu["server"], 3),
+            queue_database_cpu_s=round(queue_cpu.get("database", 0.0), 3),
+        )
+        figures["errors"] = {**figures["errors"], **sent["errors"]}
+        return figures
+
+    def close(self) -> None:
+        self.pool.close()
+        self.sender.close()
