@@ -67,6 +67,9 @@ Commitment = Annotated[B64, Field(min_length=32, max_length=32)]
 """HMAC-SHA256 franking commitment (docs/protocol.md, "Franking")."""
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 ClientMessageId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Seq = Annotated[int, Field(ge=1, le=2**53)]
+EnvelopeId = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}:[0-9]{1,16}$")]
+"""``<conversation>:<seq>``: names one message of a conversation for one device."""
 Version = Literal[1]
 
 
@@ -123,6 +126,8 @@ class SentFrame(_Frame):
     type: Literal["sent"] = "sent"
     client_msg_id: ClientMessageId
     message_id: Identifier
+    conversation: Identifier
+    seq: Seq
     ts: int
     """Server time of storage, milliseconds since the Unix epoch."""
     stamp: B64 | None = None
@@ -130,14 +135,19 @@ class SentFrame(_Frame):
 
 
 class DeliverFrame(_Frame):
-    """One envelope for this device; answer with ``ack`` once it is processed."""
+    """One message for this device; answer with ``ack`` once it is processed.
+
+    ``envelope_id`` is ``<conversation>:<seq>``; acknowledgements are
+    cumulative per conversation (acking seq n acknowledges every seq <= n).
+    """
 
     type: Literal["deliver"] = "deliver"
-    envelope_id: Annotated[str, Field(max_length=160)]
+    envelope_id: EnvelopeId
     message_id: Identifier
+    conversation: Identifier
+    seq: Seq
     sender_device: Identifier
     sender_person: Identifier
-    conversation: Identifier | None = None
     ciphertext: B64
     group: bool = False
     """True when ``ciphertext`` is the one group ciphertext shared by every member."""
@@ -156,6 +166,58 @@ class ErrorFrame(_Frame):
     retry_after: float | None = None
 
 
+class MembershipEvent(BaseModel):
+    """What changed in a conversation's membership (clients rotate sender keys)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    action: Literal["created", "added", "removed", "left", "synced"]
+    persons: list[Identifier]
+    """Who was added, removed or left (for ``created``/``synced``: every member)."""
+    by: Identifier | None = None
+    members: list[Identifier]
+    """The members after the change."""
+
+
+class EventFrame(_Frame):
+    """A conversation event, sequenced and acknowledged like a message."""
+
+    type: Literal["event"] = "event"
+    envelope_id: EnvelopeId
+    conversation: Identifier
+    seq: Seq
+    ts: int
+    event: MembershipEvent
+
+
+class SyncedFrame(_Frame):
+    """End of a ``sync`` answer: everything after ``since`` up to ``head`` was sent."""
+
+    type: Literal["synced"] = "synced"
+    conversation: Identifier
+    head: int
+
+
+class ExpiredFrame(_Frame):
+    """Messages ``from_seq``..``to_seq`` of a conversation expired before delivery."""
+
+    type: Literal["expired"] = "expired"
+    conversation: Identifier
+    from_seq: Seq
+    to_seq: Seq
+
+
+class ReceiptFrame(_Frame):
+    """Someone received (``delivered``) or read a message (if the school allows)."""
+
+    type: Literal["receipt"] = "receipt"
+    conversation: Identifier
+    seq: Seq
+    person_id: Identifier
+    kind: Literal["delivered", "read"]
+    ts: int
+
+
 class PrekeysLowFrame(_Frame):
     """The device's one-time prekeys run low: upload more (``PUT /v1/devices/me/prekeys``)."""
 
@@ -163,8 +225,20 @@ class PrekeysLowFrame(_Frame):
     remaining: int
 
 
+AnyServerFrame = (
+    ChallengeFrame
+    | ReadyFrame
+    | SentFrame
+    | DeliverFrame
+    | EventFrame
+    | SyncedFrame
+    | ExpiredFrame
+    | ReceiptFrame
+    | ErrorFrame
+    | PrekeysLowFrame
+)
 ServerFrame = Annotated[
-    ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame | PrekeysLowFrame,
+    AnyServerFrame,
     Field(discriminator="type"),
 ]
 
@@ -210,7 +284,7 @@ class SendFrame(_Frame):
 
     type: Literal["send"] = "send"
     client_msg_id: ClientMessageId
-    conversation: Identifier | None = None
+    conversation: Identifier
     envelopes: Annotated[list[EnvelopeIn], Field(max_length=MAX_ENVELOPES_PER_SEND)] = []
     group: GroupPayload | None = None
     commitment: Commitment | None = None
@@ -235,15 +309,32 @@ class SendFrame(_Frame):
 
 
 class AckFrame(_Frame):
-    """These envelopes are processed; the server drops them from the queue."""
+    """These messages are processed (cumulative per conversation: the highest
+    seq of each conversation counts). Their ciphertext is dropped once every
+    recipient device has acknowledged it."""
 
     type: Literal["ack"] = "ack"
-    envelope_ids: Annotated[
-        list[Annotated[str, Field(max_length=160)]], Field(min_length=1, max_length=MAX_ACK_IDS)
-    ]
+    envelope_ids: Annotated[list[EnvelopeId], Field(min_length=1, max_length=MAX_ACK_IDS)]
 
 
-ClientFrame = Annotated[AuthFrame | SendFrame | AckFrame, Field(discriminator="type")]
+class SyncFrame(_Frame):
+    """Send again what this device has not acknowledged after ``since``."""
+
+    type: Literal["sync"] = "sync"
+    conversation: Identifier
+    since: Annotated[int, Field(ge=0, le=2**53)] = 0
+
+
+class ReadFrame(_Frame):
+    """The person has read the conversation up to ``seq`` (read receipts)."""
+
+    type: Literal["read"] = "read"
+    conversation: Identifier
+    seq: Seq
+
+
+AnyClientFrame = AuthFrame | SendFrame | AckFrame | SyncFrame | ReadFrame
+ClientFrame = Annotated[AnyClientFrame, Field(discriminator="type")]
 
 _client_adapter: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)
 _server_adapter: TypeAdapter[ServerFrame] = TypeAdapter(ServerFrame)
@@ -261,7 +352,7 @@ def _protocol_error(exc: ValidationError) -> ProtocolError:
     return ProtocolError(ErrorCode.BAD_FRAME, f"{where}: {first['msg']}")
 
 
-def parse_client_frame(data: str | bytes) -> AuthFrame | SendFrame | AckFrame:
+def parse_client_frame(data: str | bytes) -> AnyClientFrame:
     """Validate a device's frame.
 
     Raises:
@@ -274,9 +365,7 @@ def parse_client_frame(data: str | bytes) -> AuthFrame | SendFrame | AckFrame:
         raise _protocol_error(exc) from None
 
 
-def parse_server_frame(
-    data: str | bytes,
-) -> ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame | PrekeysLowFrame:
+def parse_server_frame(data: str | bytes) -> AnyServerFrame:
     """Validate a server's frame (used by the client SDK).
 
     Raises:

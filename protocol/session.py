@@ -6,7 +6,8 @@ Rules (everything that moves a connection between states lives here):
    and accepts only an ``auth`` frame.
 2. A valid ``auth`` moves it to ``AUTHENTICATED``; any other frame before that
    is refused with ``not_authenticated`` and the connection is closed (1008).
-3. Only an ``AUTHENTICATED`` connection may ``send`` and ``ack``; the server
+3. Only an ``AUTHENTICATED`` connection may ``send``, ``ack``, ``sync`` and
+   ``read``; the server
    only delivers to such connections.
 4. Any state may move to ``CLOSING`` (server shutdown, abuse, slow reader,
    peer close) and ``CLOSING`` only to ``CLOSED``. Nothing leaves ``CLOSED``.
@@ -38,7 +39,7 @@ _TRANSITIONS: dict[ConnectionState, frozenset[ConnectionState]] = {
 
 ALLOWED_FRAMES: dict[ConnectionState, frozenset[str]] = {
     ConnectionState.CHALLENGED: frozenset({"auth"}),
-    ConnectionState.AUTHENTICATED: frozenset({"send", "ack"}),
+    ConnectionState.AUTHENTICATED: frozenset({"send", "ack", "sync", "read"}),
     ConnectionState.CLOSING: frozenset(),
     ConnectionState.CLOSED: frozenset(),
 }

@@ -22,6 +22,7 @@ from protocol import ErrorCode
 from server.admin_actions import import_directory, issue_enrolment_code, remove_person
 from server.auth import require_school, require_token
 from server.directory_csv import parse_directory_csv
+from server.dpo_audit import audit, audit_import
 from server.errors import ApiError, read_model
 from server.state import CLOCK, SETTINGS, STORE
 from storage.directory import ImportSummary, NumberedRecord
@@ -72,6 +73,7 @@ async def import_csv(request: web.Request) -> web.Response:
         )
     except ImportRejected as exc:
         raise _rejected(exc) from None
+    await audit_import(request, grant, summary)
     return _summary(summary)
 
 
@@ -87,6 +89,7 @@ async def import_people(request: web.Request) -> web.Response:
         )
     except ImportRejected as exc:
         raise _rejected(exc) from None
+    await audit_import(request, grant, summary)
     return _summary(summary)
 
 
@@ -109,6 +112,7 @@ async def enrolment_code(request: web.Request) -> web.Response:
     code, expires_at = await issue_enrolment_code(
         store, person.id, request.app[CLOCK].now(), timedelta(days=days)
     )
+    await audit(request, grant, "enrolment_code.issue", person.id, person.uai)
     return web.json_response(
         {"person_id": person.id, "code": code.text, "expires_at": expires_at.isoformat()},
         status=201,
@@ -122,7 +126,10 @@ async def delete_person(request: web.Request) -> web.Response:
     if person is None:
         raise ApiError(ErrorCode.NOT_FOUND, "no such person")
     require_school(grant, person.uai)
-    await remove_person(store, person.id)
+    if await store.holds.held([person.id], request.app[CLOCK].now()):
+        raise ApiError(ErrorCode.CONFLICT, "a legal hold suspends this person's deletion")
+    await remove_person(store, person.id, request.app[CLOCK].now())
+    await audit(request, grant, "person.delete", person.id, person.uai)
     return web.Response(status=204)
 
 

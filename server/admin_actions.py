@@ -6,7 +6,7 @@ run beside a live server) and the API do exactly the same thing.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from server.auth import new_token
 from server.codes import EnrolmentCode, generate_code
@@ -51,16 +51,17 @@ async def issue_enrolment_code(
 
 
 async def create_api_token(
-    store: Store, role: str, school: str | None, label: str, now: datetime
+    store: Store, role: str, school: str | None, label: str, now: datetime, actor: str = "cli"
 ) -> tuple[str, str]:
     """Create an operator or DPO token; returns (token shown once, token id)."""
     token = new_token(role)
     token_id = await store.tokens.add(token, role, school, label, now)
+    await store.audit.record(actor, "token.create", f"token:{token_id}", school, {"role": role}, now)
     return token, token_id
 
 
-async def remove_person(store: Store, person_id: str) -> bool:
-    """Remove a person with their devices, codes, prekeys and queued envelopes.
+async def remove_person(store: Store, person_id: str, now: datetime | None = None) -> bool:
+    """Remove a person with their devices, codes, prekeys, cursors and ciphertexts.
 
     Idempotent: a retry after a failure finishes the job. Returns False if the
     person did not exist.
@@ -68,5 +69,7 @@ async def remove_person(store: Store, person_id: str) -> bool:
     devices = await store.enrolment.remove_person(person_id)
     for device_id in devices:
         await store.prekeys.forget_device(device_id)
-        await store.envelopes.forget_device(device_id)
+        await store.messages.forget_device(device_id)
+        await store.cursors.forget_device(device_id)
+    await store.conversations.remove_person(person_id, now or datetime.now(UTC))
     return await store.directory.remove_person(person_id)

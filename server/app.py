@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import admin, devices_api, enrol, gateway, ops
+from server import admin, conversations_api, devices_api, enrol, gateway, ops
+from server.background import run_services
 from server.clock import Clock, SystemClock
 from server.config import Settings
+from server.dpo_api import setup as setup_dpo_api
+from server.dpo_scheduler import retention_context
 from server.errors import error_middleware
 from server.hub import Hub
 from server.metrics import Metrics
@@ -37,9 +40,13 @@ def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> 
     app[METRICS] = Metrics()
     app[HUB] = Hub()
     app.cleanup_ctx.append(load_server_keys)
+    app.cleanup_ctx.append(retention_context)
+    app.cleanup_ctx.append(run_services)
     ops.setup(app)
     devices_api.setup(app)
+    conversations_api.setup(app)
     enrol.setup(app)
     admin.setup(app)
+    setup_dpo_api(app)
     gateway.setup(app)
     return app

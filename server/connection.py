@@ -2,9 +2,16 @@
 
 Tasks of a connection live in one ``asyncio.TaskGroup`` (STYLE.md, structured
 concurrency): the reader (frames from the device), the writer (the outbox to
-the socket), the catch-up (stored envelopes to the outbox) and the overflow
-watch (closes a slow reader). When any of them ends the connection, the group
-cancels the others; nothing outlives the connection.
+the socket), the catch-up (stored messages to the outbox), the gap resolver
+(see ``server.ordering``), and two watches that close the connection (slow
+reader, superseded). When one of them ends the connection, the group cancels
+the others; nothing outlives the connection.
+
+Delivery (docs/protocol.md, "Delivery"): at login the device first receives,
+per conversation and in seq order, what it has not acknowledged (catch-up),
+then live messages, held back where needed so that each conversation stays in
+order. Acknowledgements are cumulative per conversation and move the device's
+cursor; unacknowledged messages come again after a reconnect (at least once).
 
 Close codes (docs/protocol.md, "Close codes"): 1001 server going away, 1008
 policy violation (failed login, repeated bad frames), 1009 frame too big,
@@ -14,42 +21,41 @@ policy violation (failed login, repeated bad frames), 1009 frame too big,
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import time
-from datetime import datetime, timedelta
+from collections import defaultdict
 
 from aiohttp import WSMsgType, web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from crypto import FrankingKeyring
 from protocol import (
     AckFrame,
     AuthFrame,
     ChallengeFrame,
-    DeliverFrame,
     ErrorCode,
     ErrorFrame,
+    ExpiredFrame,
     ProtocolError,
+    ReadFrame,
     ReadyFrame,
     SendFrame,
     SentFrame,
+    SyncedFrame,
+    SyncFrame,
     auth_message,
     dump_frame,
     parse_client_frame,
 )
 from protocol.session import ConnectionLifecycle, ConnectionState
-from server.clock import Clock
-from server.config import Settings
-from server.device_sessions import DeviceSessions
-from server.hub import Hub
-from server.metrics import Metrics
+from server.fanout import frame_for, millis
+from server.ordering import OrderingBuffer
 from server.outbox import Outbox
-from storage.database import Store
-from storage.envelopes import OutgoingMessage, StoredEnvelope
+from server.sequencer import SequencerClosed
+from server.services import Services
+from storage.conversations import ConversationKind
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.ids import derived_id
+from storage.messages import NewMessage, StoredMessage
 from storage.models import Device
 
 log = logging.getLogger(__name__)
@@ -57,62 +63,35 @@ log = logging.getLogger(__name__)
 CLOSE_SUPERSEDED = 4001
 CLOSE_SLOW_READER = 4002
 CLOSE_POLICY = 1008
+GAP_WAIT_SECONDS = 0.2
+"""How long a held message waits for a missing lower seq before the database is asked."""
+
+Item = tuple[str, str]
 
 
 class _Closed(Exception):
     """Ends a connection's task group (the reason is already logged and counted)."""
 
 
-def millis(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
-def deliver_frame(envelope: StoredEnvelope) -> DeliverFrame:
-    return DeliverFrame(
-        envelope_id=envelope.envelope_id,
-        message_id=envelope.message_id,
-        sender_device=envelope.sender_device,
-        sender_person=envelope.sender_person,
-        conversation=envelope.conversation,
-        ciphertext=envelope.ciphertext,
-        group=envelope.group,
-        ts=millis(envelope.created_at),
-        commitment=envelope.commitment,
-        stamp=envelope.stamp,
-    )
-
-
 class DeviceConnection:
     """Serves one WebSocket from challenge to close."""
 
-    def __init__(
-        self,
-        ws: web.WebSocketResponse,
-        settings: Settings,
-        store: Store,
-        hub: Hub,
-        metrics: Metrics,
-        clock: Clock,
-        franking: FrankingKeyring,
-        sessions: DeviceSessions,
-        nonce: bytes,
-    ) -> None:
+    def __init__(self, ws: web.WebSocketResponse, services: Services, nonce: bytes) -> None:
         self.ws = ws
-        self.settings = settings
-        self.store = store
-        self.hub = hub
-        self.metrics = metrics
-        self.clock = clock
-        self.franking = franking
-        self.sessions = sessions
+        self.s = services
+        self.settings = services.settings
+        self.store = services.store
+        self.metrics = services.metrics
         self.nonce = nonce
         self.lifecycle = ConnectionLifecycle()
-        self.outbox = Outbox(settings.outbound_queue_bytes)
+        self.outbox = Outbox(self.settings.outbound_queue_bytes)
+        self.ordering: OrderingBuffer[Item] = OrderingBuffer()
         self.device: Device | None = None
         self.device_id = ""
         self.live = False
         self._bad_frames = 0
         self._superseded = asyncio.Event()
+        self._gap = asyncio.Event()
 
     # --- life cycle -----------------------------------------------------------
 
@@ -125,7 +104,7 @@ class DeviceConnection:
             return
         self.device, self.device_id = device, device.id
         self.lifecycle.move(ConnectionState.AUTHENTICATED)
-        previous = self.hub.attach(self)
+        previous = self.s.hub.attach(self)
         if previous is not None:
             await previous.supersede()
         self.metrics.connected_devices.inc()
@@ -134,18 +113,19 @@ class DeviceConnection:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._writer())
                 group.create_task(self._catch_up())
+                group.create_task(self._resolve_gaps())
                 group.create_task(self._watch_overflow())
                 group.create_task(self._watch_superseded())
                 group.create_task(self._reader())
         except* _Closed:
             pass
         finally:
-            self.hub.detach(self)
+            self.s.hub.detach(self)
             self.metrics.connected_devices.dec()
             self.lifecycle.close()
 
     async def _ready_frame(self, device: Device) -> ReadyFrame:
-        token, expires = self.sessions.issue(device.id, self.clock.now())
+        token, expires = self.s.sessions.issue(device.id, self.s.clock.now())
         return ReadyFrame(
             device_id=device.id,
             person_id=device.person_id,
@@ -158,10 +138,16 @@ class DeviceConnection:
         """A newer connection of this device took over: close this one (4001)."""
         self._superseded.set()
 
-    def deliver_live(self, kind: str, text: str) -> None:
-        """Offer a frame for live delivery; dropped until catch-up has finished."""
-        if self.live:
-            self.outbox.offer(kind, text)
+    def deliver_live(self, conversation: str, seq: int, kind: str, text: str) -> None:
+        """A message for this device was stored: deliver it in its conversation's order."""
+        for item in self.ordering.offer(conversation, seq, (kind, text)):
+            self.outbox.offer(*item)
+        if self.live and self.ordering.gaps():
+            self._gap.set()
+
+    def notify(self, kind: str, text: str) -> None:
+        """An unsequenced frame (``prekeys_low``)."""
+        self.outbox.offer(kind, text)
 
     async def _close(self, code: int, message: str) -> None:
         self.metrics.closes.labels(str(code)).inc()
@@ -235,22 +221,61 @@ class DeviceConnection:
         raise _Closed
 
     async def _catch_up(self) -> None:
-        """Stream stored envelopes, oldest first, then switch to live delivery."""
-        page_size = self.settings.catch_up_page
-        last: StoredEnvelope | None = None
-        while True:
-            page = await self.store.envelopes.pending(self.device_id, page_size, after=last)
-            for envelope in page:
-                await self.outbox.put("deliver", dump_frame(deliver_frame(envelope)))
-            if page:
-                last = page[-1]
-            if len(page) < page_size:
-                break
+        """Per conversation, what the device has not acknowledged, in seq order."""
+        assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
+        heads = await self.store.conversations.heads(self.device.person_id)
+        cursors = await self.store.cursors.of_device(self.device_id)
+        page = self.settings.catch_up_page
+        for conversation, head in heads.items():
+            acked = cursors.get(conversation, 0)
+            for item in self.ordering.acknowledged_through(conversation, acked):
+                await self.outbox.put(*item)
+            if head <= acked:
+                continue
+            first = await self.store.messages.first_seq(conversation)
+            if first is not None and first > acked + 1 and conversation in cursors:
+                expired = ExpiredFrame(
+                    conversation=conversation, from_seq=acked + 1, to_seq=first - 1
+                )
+                await self.outbox.put("expired", dump_frame(expired))
+            after = acked
+            while after < head:
+                found = await self.store.messages.for_device(
+                    self.device_id, conversation, after, page, upto=head
+                )
+                for message in found:
+                    await self._put_ordered(message)
+                self.metrics.deliveries.labels("catch_up").inc(len(found))
+                if len(found) < page:
+                    break
+                after = found[-1].seq
+            for item in self.ordering.skip_through(conversation, head):
+                await self.outbox.put(*item)
         self.live = True
-        # What was stored while the last page was read: delivered now, perhaps
-        # twice (at least once; the device deduplicates by envelope id).
-        for envelope in await self.store.envelopes.pending(self.device_id, page_size, after=last):
-            await self.outbox.put("deliver", dump_frame(deliver_frame(envelope)))
+        if self.ordering.gaps():
+            self._gap.set()
+
+    async def _put_ordered(self, message: StoredMessage) -> None:
+        frame = frame_for(message)
+        for item in self.ordering.offer(
+            message.conversation, message.seq, (frame.type, dump_frame(frame))
+        ):
+            await self.outbox.put(*item)
+
+    async def _resolve_gaps(self) -> None:
+        """Fill or skip gaps that a live message has been waiting on (ordering rule 2)."""
+        while True:
+            await self._gap.wait()
+            self._gap.clear()
+            await asyncio.sleep(GAP_WAIT_SECONDS)
+            for conversation, (low, high) in self.ordering.gaps().items():
+                found = await self.store.messages.for_device(
+                    self.device_id, conversation, low - 1, high - low + 1, upto=high
+                )
+                for message in found:
+                    await self._put_ordered(message)
+                for item in self.ordering.skip_through(conversation, high, late=True):
+                    await self.outbox.put(*item)
 
     async def _reader(self) -> None:
         while True:
@@ -274,12 +299,21 @@ class DeviceConnection:
             await self._bad_frame(exc)
             return
         self.metrics.frames_in.labels(frame.type).inc()
-        if isinstance(frame, SendFrame):
-            await self._on_send(frame)
-        elif isinstance(frame, AckFrame):
-            await self._on_ack(frame)
-        else:
-            await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "already authenticated"))
+        try:
+            if isinstance(frame, SendFrame):
+                await self._on_send(frame)
+            elif isinstance(frame, AckFrame):
+                await self._on_ack(frame)
+            elif isinstance(frame, SyncFrame):
+                await self._on_sync(frame)
+            elif isinstance(frame, ReadFrame):
+                pass  # read receipts: docs/protocol.md, "Receipts"
+            else:
+                await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "already authenticated"))
+        except (DatabaseUnavailable, DriverError):
+            log.warning("device %s: database error on a %s frame", self.device_id, frame.type)
+            ref = frame.client_msg_id if isinstance(frame, SendFrame) else None
+            self._error(ErrorCode.STORE_UNAVAILABLE, "the database is unavailable; retry", ref)
 
     async def _bad_frame(self, exc: ProtocolError, ref: str | None = None) -> None:
         self._bad_frames += 1
@@ -294,53 +328,59 @@ class DeviceConnection:
         self.outbox.offer("error", dump_frame(ErrorFrame(code=code, message=message, ref=ref)))
 
     async def _on_send(self, frame: SendFrame) -> None:
-        assert self.device is not None  # noqa: S101 - rule 3 of protocol.session
+        assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
         ref = frame.client_msg_id
+        conversation = await self.store.conversations.get(frame.conversation)
+        me = self.device.person_id
+        if conversation is None or me not in conversation.members or conversation.archived_at:
+            self._error(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you", ref)
+            return
+        if conversation.kind == ConversationKind.ANNOUNCEMENT and me not in conversation.owners:
+            self._error(ErrorCode.NOT_ALLOWED, "announcements are one-way", ref)
+            return
         targets = frame.recipients
+        owners = await self.store.enrolment.existing_devices(targets)
+        missing = [t for t in targets if t not in owners]
+        if missing:
+            listed = ", ".join(missing[:5])
+            self._error(ErrorCode.UNKNOWN_DEVICE, f"unknown device(s): {listed}", ref)
+            return
+        outsiders = sorted({d for d, p in owners.items() if p not in conversation.members})
+        if outsiders:
+            listed = ", ".join(outsiders[:5])
+            self._error(ErrorCode.NOT_A_MEMBER, f"device(s) of non-members: {listed}", ref)
+            return
+        message = self._message(frame)
         try:
-            known = await self.store.enrolment.existing_devices(targets)
-            missing = [t for t in targets if t not in known]
-            if missing:
-                listed = ", ".join(missing[:5])
-                self._error(ErrorCode.UNKNOWN_DEVICE, f"unknown device(s): {listed}", ref)
-                return
-            message = self._message(frame)
-            started = time.perf_counter()
-            header = await self.store.envelopes.store(
-                message,
-                expires_at=message.created_at + timedelta(days=self.settings.undelivered_days),
-            )
-            self.metrics.store_latency.observe(time.perf_counter() - started)
-        except (DatabaseUnavailable, DriverError):
-            log.warning("device %s: store failed for a send", self.device_id)
-            self._error(ErrorCode.STORE_UNAVAILABLE, "not stored; retry with the same id", ref)
+            result = await self.s.sequencer.submit(message)
+        except SequencerClosed:
+            self._error(ErrorCode.STORE_UNAVAILABLE, "the server is shutting down; retry", ref)
             return
         sent = SentFrame(
             client_msg_id=ref,
             message_id=message.message_id,
-            ts=millis(header.created_at),
-            stamp=header.stamp,
+            conversation=conversation.id,
+            seq=result.seq,
+            ts=millis(result.created_at),
+            stamp=result.stamp,
         )
         self.outbox.offer("sent", dump_frame(sent))
-        # A retry delivers again (at least once): the first attempt's live
-        # delivery may never have happened. It carries the first write's header.
-        stored = dataclasses.replace(message, created_at=header.created_at, stamp=header.stamp)
-        for envelope in self.store.envelopes.envelopes_of(stored):
-            self.hub.deliver(envelope.device_id, "deliver", dump_frame(deliver_frame(envelope)))
+        for item in self.ordering.skip(conversation.id, result.seq):
+            self.outbox.offer(*item)
 
-    def _message(self, frame: SendFrame) -> OutgoingMessage:
-        assert self.device is not None  # noqa: S101 - rule 3 of protocol.session
-        now = self.clock.now()
+    def _message(self, frame: SendFrame) -> NewMessage:
+        assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
+        now = self.s.clock.now()
         stamp = None
         if frame.commitment is not None:
-            stamp = self.franking.stamp(
-                frame.commitment, self.device.id, frame.conversation or "", millis(now)
+            stamp = self.s.franking.stamp(
+                frame.commitment, self.device.id, frame.conversation, millis(now)
             )
-        return OutgoingMessage(
+        return NewMessage(
             message_id=derived_id("m", self.device.id, frame.client_msg_id),
+            conversation=frame.conversation,
             sender_device=self.device.id,
             sender_person=self.device.person_id,
-            conversation=frame.conversation,
             created_at=now,
             pairwise={e.device_id: e.ciphertext for e in frame.envelopes},
             group_ciphertext=frame.group.ciphertext if frame.group else None,
@@ -350,8 +390,28 @@ class DeviceConnection:
         )
 
     async def _on_ack(self, frame: AckFrame) -> None:
-        try:
-            await self.store.envelopes.acknowledge(self.device_id, frame.envelope_ids)
-        except (DatabaseUnavailable, DriverError):
-            # Not fatal: unacknowledged envelopes are delivered again later.
-            log.warning("device %s: ack not stored", self.device_id)
+        highest: dict[str, int] = defaultdict(int)
+        for envelope in frame.envelope_ids:
+            conversation, _, seq = envelope.rpartition(":")
+            highest[conversation] = max(highest[conversation], int(seq))
+        await self.store.cursors.advance(self.device_id, highest, self.s.clock.now())
+
+    async def _on_sync(self, frame: SyncFrame) -> None:
+        assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
+        conversation = await self.store.conversations.get(frame.conversation)
+        if conversation is None or self.device.person_id not in conversation.members:
+            self._error(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you")
+            return
+        after, page = frame.since, self.settings.catch_up_page
+        while after < conversation.seq:
+            found = await self.store.messages.for_device(
+                self.device_id, conversation.id, after, page, upto=conversation.seq
+            )
+            for message in found:
+                frame_out = frame_for(message)
+                await self.outbox.put(frame_out.type, dump_frame(frame_out))
+            if len(found) < page:
+                break
+            after = found[-1].seq
+        synced = SyncedFrame(conversation=conversation.id, head=conversation.seq)
+        await self.outbox.put("synced", dump_frame(synced))

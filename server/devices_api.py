@@ -136,7 +136,7 @@ async def _bundle(request: web.Request, device: Device) -> dict[str, object] | N
     if one_time is not None:
         remaining = await store.prekeys.count(device.id)
         if remaining < PREKEYS_LOW:
-            request.app[HUB].deliver(
+            request.app[HUB].notify(
                 device.id, "prekeys_low", dump_frame(PrekeysLowFrame(remaining=remaining))
             )
     bundle = PreKeyBundle(

@@ -17,7 +17,8 @@ from aiohttp import WSCloseCode, web
 from protocol import ErrorCode
 from server.connection import DeviceConnection
 from server.errors import ApiError
-from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
+from server.services import SERVICES
+from server.state import SETTINGS
 
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
 NONCE_BYTES = 32
@@ -36,17 +37,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     app[SOCKETS].add(ws)
-    connection = DeviceConnection(
-        ws,
-        settings=settings,
-        store=app[STORE],
-        hub=app[HUB],
-        metrics=app[METRICS],
-        clock=app[CLOCK],
-        franking=app[FRANKING],
-        sessions=app[SESSIONS],
-        nonce=secrets.token_bytes(NONCE_BYTES),
-    )
+    connection = DeviceConnection(ws, app[SERVICES], nonce=secrets.token_bytes(NONCE_BYTES))
     try:
         await connection.run()
     finally:

@@ -13,7 +13,9 @@ from typing import Protocol
 class LiveConnection(Protocol):
     device_id: str
 
-    def deliver_live(self, kind: str, text: str) -> None: ...
+    def deliver_live(self, conversation: str, seq: int, kind: str, text: str) -> None: ...
+
+    def notify(self, kind: str, text: str) -> None: ...
 
     async def supersede(self) -> None: ...
 
@@ -35,12 +37,15 @@ class Hub:
         if self._connections.get(connection.device_id) is connection:
             del self._connections[connection.device_id]
 
-    def deliver(self, device_id: str, kind: str, text: str) -> bool:
-        """Offer a frame to the device if it is connected here; True if it was."""
+    def get(self, device_id: str) -> LiveConnection | None:
+        return self._connections.get(device_id)
+
+    def notify(self, device_id: str, kind: str, text: str) -> bool:
+        """Send an unsequenced frame (e.g. ``prekeys_low``) if the device is here."""
         connection = self._connections.get(device_id)
         if connection is None:
             return False
-        connection.deliver_live(kind, text)
+        connection.notify(kind, text)
         return True
 
     def connections(self) -> list[LiveConnection]:

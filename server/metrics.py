@@ -41,6 +41,18 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.batch_size = Histogram(
+            "carnet_message_batch_size",
+            "Messages written together by one group commit of a conversation.",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "carnet_deliveries_total",
+            "Messages and events handed to connected devices, by path (local, stream, catch_up).",
+            ["path"],
+            registry=self.registry,
+        )
         self.enrolments = Counter(
             "carnet_enrolments_total",
             "Enrolment attempts by outcome.",
@@ -51,5 +63,22 @@ class Metrics:
             "carnet_websocket_closes_total",
             "WebSocket connections closed by the server, by close code.",
             ["code"],
+            registry=self.registry,
+        )
+        self.audit_chain_valid = Gauge(
+            "carnet_audit_chain_valid",
+            "1 when the audit log's hash chain verifies, 0 when it does not.",
+            registry=self.registry,
+        )
+        self.retention_last_success = Gauge(
+            "carnet_retention_last_success_timestamp_seconds",
+            "Unix time of each retention job's last successful run on this node.",
+            ["job"],
+            registry=self.registry,
+        )
+        self.retention_deleted = Counter(
+            "carnet_retention_deleted_total",
+            "Documents deleted by the retention jobs, by data category.",
+            ["category"],
             registry=self.registry,
         )

@@ -16,13 +16,15 @@ from pymongo.errors import PyMongoError
 
 from storage.audit import AuditLog
 from storage.breach import BreachScope
+from storage.conversations import ConversationRepository
+from storage.cursors import CursorRepository
 from storage.directory import DirectoryRepository
 from storage.dpo_requests import RequestRepository
 from storage.enrolment import EnrolmentRepository
-from storage.envelopes import EnvelopeRepository
 from storage.errors import DatabaseUnavailable
 from storage.leases import LeaseRepository
 from storage.legal_holds import LegalHoldRepository
+from storage.messages import MessageRepository
 from storage.prekeys import PrekeyRepository
 from storage.retention import RetentionRepository
 from storage.server_keys import ServerKeyRepository
@@ -59,7 +61,9 @@ class Store:
         self.directory = DirectoryRepository(client, self.db)
         self.tokens = TokenRepository(self.db)
         self.enrolment = EnrolmentRepository(client, self.db, options.max_code_attempts)
-        self.envelopes = EnvelopeRepository(self.db)
+        self.conversations = ConversationRepository(self.db)
+        self.messages = MessageRepository(self.db)
+        self.cursors = CursorRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
         self.prekeys = PrekeyRepository(self.db)
         self.server_keys = ServerKeyRepository(self.db)
@@ -107,7 +111,9 @@ class Store:
                 self.directory,
                 self.tokens,
                 self.enrolment,
-                self.envelopes,
+                self.conversations,
+                self.messages,
+                self.cursors,
                 self.throttle,
                 self.prekeys,
                 self.server_keys,

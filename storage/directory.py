@@ -104,6 +104,15 @@ class DirectoryRepository:
         cursor = self._people.find({"uai": uai}).sort("_id", ASCENDING).limit(limit)
         return [_person(doc) async for doc in cursor]
 
+    async def people_in_class(self, class_id: str) -> list[Person]:
+        """Pupils and teachers of a class (``classes`` contains it)."""
+        cursor = self._people.find({"classes": class_id, "left_at": None}).sort("_id", ASCENDING)
+        return [_person(doc) async for doc in cursor]
+
+    async def parents_of(self, pupil_ids: Sequence[str]) -> list[Person]:
+        cursor = self._people.find({"children": {"$in": list(pupil_ids)}, "left_at": None})
+        return [_person(doc) async for doc in cursor.sort("_id", ASCENDING)]
+
     async def remove_person(self, person_id: str) -> bool:
         """Delete a person and the links that point at them; True if they existed."""
         result = await self._people.delete_one({"_id": person_id})

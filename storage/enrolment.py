@@ -14,6 +14,7 @@ spent without a device, nor a device created from a spent code.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -162,6 +163,11 @@ class EnrolmentRepository:
         ids = [d["_id"] async for d in self._devices.find({"person_id": person_id}, {"_id": 1})]
         await self._devices.delete_many({"person_id": person_id})
         return ids
+
+    async def devices_of_people(self, person_ids: Sequence[str]) -> list[Device]:
+        """Every live device of these people."""
+        cursor = self._devices.find({"person_id": {"$in": list(person_ids)}, "revoked_at": None})
+        return [_device(doc) async for doc in cursor]
 
     async def existing_devices(self, device_ids: list[str]) -> dict[str, str]:
         """Device id → person id, for the ids that exist and are not revoked."""

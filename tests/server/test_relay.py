@@ -1,10 +1,14 @@
-"""Enrol devices with codes and relay opaque envelopes over real WebSockets."""
+"""Devices enrolled with codes exchange opaque ciphertext in conversations, over real
+WebSockets: live, queued for offline devices, acknowledged, idempotent."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import aiohttp
 
-from tests.support.devices import WireDevice, b64, receive, send_envelopes
+from tests.support.devices import WireDevice, b64, receive, receive_type, send_envelopes
 from tests.support.servers import RunningServer
 
 
@@ -16,54 +20,67 @@ async def enrolled(
     return device
 
 
+async def direct(
+    http: aiohttp.ClientSession, server: RunningServer, a: WireDevice, b: WireDevice
+) -> tuple[aiohttp.ClientWebSocketResponse, str]:
+    """``a`` connected, with a direct conversation to ``b``'s person."""
+    ws = await a.connect(http, server.ws_url)
+    conversation = await a.conversation(http, server.url, "direct", [b.person_id])
+    event = await receive_type(ws, "event")
+    assert event["event"]["action"] == "created" and event["seq"] == 1
+    return ws, conversation["id"]
+
+
 async def test_two_devices_relay_an_envelope(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
     teacher = await enrolled(http, server, "T001")
     parent = await enrolled(http, server, "R001")
     assert teacher.person_id == server.person("T001")["person_id"]
-    ws_teacher = await teacher.connect(http, server.ws_url)
     ws_parent = await parent.connect(http, server.ws_url)
+    ws_teacher, conversation = await direct(http, server, teacher, parent)
+    created = await receive_type(ws_parent, "event")
+    assert created["conversation"] == conversation
 
-    await send_envelopes(ws_teacher, "c1", {parent.device_id: b"\x01opaque ciphertext"})
+    await send_envelopes(ws_teacher, conversation, "c1", {parent.device_id: b"\x01opaque"})
     sent = await receive(ws_teacher)
-    assert sent["type"] == "sent" and sent["client_msg_id"] == "c1"
+    assert sent["type"] == "sent" and sent["client_msg_id"] == "c1" and sent["seq"] == 2
     delivered = await receive(ws_parent)
     assert delivered["type"] == "deliver"
+    assert delivered["envelope_id"] == f"{conversation}:2"
     assert delivered["message_id"] == sent["message_id"]
     assert delivered["sender_device"] == teacher.device_id
     assert delivered["sender_person"] == teacher.person_id
-    assert delivered["ciphertext"] == b64(b"\x01opaque ciphertext")
+    assert delivered["ciphertext"] == b64(b"\x01opaque")
     assert delivered["ts"] == sent["ts"]
     await ws_teacher.close()
     await ws_parent.close()
 
 
-async def test_offline_device_gets_its_queue_on_connect_and_ack_removes_it(
+async def test_offline_device_catches_up_in_order_and_acks_are_cumulative(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
     teacher = await enrolled(http, server, "T001")
     parent = await enrolled(http, server, "R002")
-    ws_teacher = await teacher.connect(http, server.ws_url)
-    for i in range(3):
-        await send_envelopes(ws_teacher, f"m{i}", {parent.device_id: bytes([i]) * 10})
-        assert (await receive(ws_teacher))["type"] == "sent"
+    ws_teacher, conversation = await direct(http, server, teacher, parent)
+    for i in range(5):
+        await send_envelopes(ws_teacher, conversation, f"m{i}", {parent.device_id: bytes([i])})
+        assert (await receive(ws_teacher))["seq"] == i + 2
 
     ws_parent = await parent.connect(http, server.ws_url)
-    frames = [await receive(ws_parent) for _ in range(3)]
-    assert [f["ciphertext"] for f in frames] == [b64(bytes([i]) * 10) for i in range(3)]
-    await ws_parent.send_json(
-        {"type": "ack", "v": 1, "envelope_ids": [f["envelope_id"] for f in frames[:2]]}
-    )
-    # Acks are processed in order with other frames: a send after them proves they were handled.
-    await send_envelopes(ws_parent, "probe", {teacher.device_id: b"x"})
-    assert (await receive(ws_parent))["type"] == "sent"
+    frames = [await receive(ws_parent) for _ in range(6)]
+    assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5, 6]
+    assert frames[0]["type"] == "event"
+    assert [f["ciphertext"] for f in frames[1:]] == [b64(bytes([i])) for i in range(5)]
+    await ws_parent.send_json({"type": "ack", "v": 1, "envelope_ids": [frames[3]["envelope_id"]]})
+    # Frames are handled in order: a sync answered after the ack proves it was stored.
+    await ws_parent.send_json({"type": "sync", "v": 1, "conversation": conversation, "since": 6})
+    assert (await receive(ws_parent))["type"] == "synced"
     await ws_parent.close()
-    assert await server.store.envelopes.count_pending(parent.device_id) == 1
 
     ws_parent = await parent.connect(http, server.ws_url)
-    again = await receive(ws_parent)
-    assert again["envelope_id"] == frames[2]["envelope_id"]
+    again = [await receive(ws_parent) for _ in range(2)]
+    assert [f["seq"] for f in again] == [5, 6]
     await ws_parent.close()
     await ws_teacher.close()
 
@@ -73,34 +90,37 @@ async def test_resending_a_client_message_id_stores_once(
 ) -> None:
     teacher = await enrolled(http, server, "T001")
     parent = await enrolled(http, server, "R003")
-    ws = await teacher.connect(http, server.ws_url)
-    await send_envelopes(ws, "same-id", {parent.device_id: b"first"})
+    ws, conversation = await direct(http, server, teacher, parent)
+    await send_envelopes(ws, conversation, "same-id", {parent.device_id: b"first"})
     first = await receive(ws)
-    server.clock.advance(__import__("datetime").timedelta(seconds=5))
-    await send_envelopes(ws, "same-id", {parent.device_id: b"first"})
+    server.clock.advance(timedelta(seconds=5))
+    await send_envelopes(ws, conversation, "same-id", {parent.device_id: b"first"})
     second = await receive(ws)
-    assert (first["message_id"], first["ts"]) == (second["message_id"], second["ts"])
-    assert await server.store.envelopes.count_pending(parent.device_id) == 1
+    keys = ("message_id", "seq", "ts")
+    assert [first[k] for k in keys] == [second[k] for k in keys]
+    assert await server.store.messages.collection.count_documents({"conversation": conversation}) == 2
     await ws.close()
 
 
-async def test_unknown_recipient_is_refused_and_nothing_is_stored(
-    server: RunningServer, http: aiohttp.ClientSession
-) -> None:
+async def test_refused_sends_store_nothing(server: RunningServer, http: aiohttp.ClientSession) -> None:
     teacher = await enrolled(http, server, "T001")
     parent = await enrolled(http, server, "R004")
-    ws = await teacher.connect(http, server.ws_url)
-    await send_envelopes(ws, "c9", {parent.device_id: b"a", "d_nobody": b"b"})
-    error = await receive(ws)
-    assert error == {
-        "v": 1,
-        "type": "error",
-        "code": "unknown_device",
-        "message": "unknown device(s): d_nobody",
-        "ref": "c9",
-        "retry_after": None,
-    }
-    assert await server.store.envelopes.count_pending(parent.device_id) == 0
+    other = await enrolled(http, server, "R001")
+    ws, conversation = await direct(http, server, teacher, parent)
+
+    async def refused(conv: str, envelopes: dict[str, bytes]) -> dict[str, Any]:
+        await send_envelopes(ws, conv, "c9", envelopes)
+        error = await receive(ws)
+        assert error["type"] == "error" and error["ref"] == "c9"
+        return error
+
+    error = await refused(conversation, {parent.device_id: b"a", "d_nobody": b"b"})
+    assert (error["code"], error["message"]) == ("unknown_device", "unknown device(s): d_nobody")
+    error = await refused(conversation, {other.device_id: b"a"})
+    assert error["code"] == "not_a_member"
+    error = await refused("c_unknown", {parent.device_id: b"a"})
+    assert error["code"] == "unknown_conversation"
+    assert await server.store.messages.collection.count_documents({"conversation": conversation}) == 1
     await ws.close()
 
 

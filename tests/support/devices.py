@@ -26,6 +26,7 @@ class WireDevice:
     key: SigningKey = field(default_factory=SigningKey.generate)
     device_id: str = ""
     person_id: str = ""
+    session_token: str = ""
 
     @property
     def public_key(self) -> bytes:
@@ -53,7 +54,21 @@ class WireDevice:
         )
         ready = await receive(ws)
         assert ready["type"] == "ready", ready
+        self.session_token = ready["session_token"]
         return ws
+
+    async def conversation(
+        self, http: aiohttp.ClientSession, url: str, kind: str, members: list[str], **extra: Any
+    ) -> dict[str, Any]:
+        """Create (or find, for ``direct``) a conversation; needs a prior :meth:`connect`."""
+        async with http.post(
+            url + "/v1/conversations",
+            json={"kind": kind, "members": members, **extra},
+            headers={"Authorization": f"Bearer {self.session_token}"},
+        ) as response:
+            body: dict[str, Any] = await response.json()
+            assert response.status in (200, 201), body
+        return body
 
 
 async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> dict[str, Any]:
@@ -64,13 +79,28 @@ async def receive(ws: aiohttp.ClientWebSocketResponse, timeout: float = 10) -> d
 
 
 async def send_envelopes(
-    ws: aiohttp.ClientWebSocketResponse, client_msg_id: str, envelopes: dict[str, bytes]
+    ws: aiohttp.ClientWebSocketResponse,
+    conversation: str,
+    client_msg_id: str,
+    envelopes: dict[str, bytes],
 ) -> None:
     await ws.send_json(
         {
             "type": "send",
             "v": 1,
+            "conversation": conversation,
             "client_msg_id": client_msg_id,
             "envelopes": [{"device_id": d, "ciphertext": b64(c)} for d, c in envelopes.items()],
         }
     )
+
+
+async def receive_type(
+    ws: aiohttp.ClientWebSocketResponse, kind: str, timeout: float = 10
+) -> dict[str, Any]:
+    """The next frame of type ``kind``, skipping others (events, receipts)."""
+    for _ in range(100):
+        frame = await receive(ws, timeout)
+        if frame["type"] == kind:
+            return frame
+    raise AssertionError(f"no {kind} frame in 100 frames")

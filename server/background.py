@@ -1,0 +1,93 @@
+"""The node's long-lived services: sequencer, change-stream fan-out, ciphertext purge.
+
+Started by a ``cleanup_ctx`` after the server keys are loaded, stopped after
+the WebSockets are closed (aiohttp runs ``on_shutdown`` first): accepted
+writes finish, then the change stream stops. One owned task holds a
+TaskGroup with every service; nothing else is started in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+from aiohttp import web
+
+from server.fanout import Fanout
+from server.sequencer import Sequencer
+from server.services import SERVICES, Services
+from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
+from storage.database import Store
+from storage.errors import DatabaseUnavailable, DriverError
+from storage.ids import new_id
+
+log = logging.getLogger(__name__)
+PURGE_EVERY = timedelta(seconds=30)
+
+
+async def purge_delivered(store: Store, since: datetime) -> int:
+    """Drop the ciphertext every recipient device has acknowledged (RGPD art. 5(1)(e)).
+
+    Looks at conversations active since ``since``; returns how many messages
+    lost their ciphertext.
+    """
+    dropped = 0
+    async for conversation in store.conversations.active_since(since):
+        devices = [d.id for d in await store.enrolment.devices_of_people(conversation.members)]
+        lowest = await store.cursors.lowest(conversation.id, devices)
+        if lowest:
+            dropped += await store.messages.drop_delivered(conversation.id, lowest)
+    return dropped
+
+
+async def _purge_loop(store: Store, services: Services, stop: asyncio.Event) -> None:
+    since = services.clock.now() - PURGE_EVERY
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), PURGE_EVERY.total_seconds())
+        started = services.clock.now()
+        try:
+            await purge_delivered(store, since - PURGE_EVERY)
+            since = started
+        except (DatabaseUnavailable, DriverError) as exc:
+            log.warning("purge of delivered ciphertext failed: %s", type(exc).__name__)
+
+
+async def run_services(app: web.Application) -> AsyncIterator[None]:
+    settings, store, metrics = app[SETTINGS], app[STORE], app[METRICS]
+    node = new_id("n", 6)
+    fanout = Fanout(app[HUB], metrics)
+    sequencer = Sequencer(
+        store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
+    )
+    services = Services(
+        settings=settings,
+        store=store,
+        clock=app[CLOCK],
+        metrics=metrics,
+        hub=app[HUB],
+        fanout=fanout,
+        sequencer=sequencer,
+        franking=app[FRANKING],
+        sessions=app[SESSIONS],
+    )
+    app[SERVICES] = services
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(sequencer.run())
+            group.create_task(fanout.follow(store, node, stop))
+            group.create_task(_purge_loop(store, services, stop))
+
+    task = asyncio.create_task(serve(), name=f"carnet-services-{node}")
+    await asyncio.sleep(0)  # let the sequencer open its TaskGroup before requests arrive
+    try:
+        yield
+    finally:
+        sequencer.close()
+        stop.set()
+        await task

@@ -1,0 +1,251 @@
+"""Conversations over REST (device session token) and their membership events.
+
+- ``POST /v1/conversations``: create a ``direct`` (unique per pair of people),
+  ``group``, ``class`` (a class's teachers, pupils and their parents) or
+  ``announcement`` (one-way from its owners; optionally to acknowledge).
+- ``GET /v1/conversations``: the caller's conversations with unread counts.
+- ``GET /v1/conversations/{id}``: one conversation.
+- ``POST /v1/conversations/{id}/members``: add a person (owners).
+- ``DELETE /v1/conversations/{id}/members/{person_id}``: remove (owners) or
+  leave (oneself).
+
+Every creation and membership change is written into the conversation as a
+sequenced ``event`` for every member device (and the removed person's), so
+clients rotate their sender keys exactly where the change happened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Annotated, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from protocol import ErrorCode, MembershipEvent
+from protocol.frames import Identifier
+from server.devices_api import require_device
+from server.errors import ApiError, read_model
+from server.services import SERVICES, Services
+from storage.conversations import Conversation, ConversationKind
+from storage.ids import new_id
+from storage.messages import NewMessage
+from storage.models import Device, Person, Role
+
+MAX_MEMBERS = 1000
+EventAction = Literal["created", "added", "removed", "left", "synced"]
+ADULT_STAFF = frozenset({Role.TEACHER, Role.STAFF, Role.DIRECTOR})
+
+
+class CreateConversation(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["direct", "group", "class", "announcement"]
+    members: Annotated[list[Identifier], Field(max_length=MAX_MEMBERS)] = []
+    title: Annotated[str, Field(max_length=120)] = ""
+    class_id: Annotated[str, Field(max_length=60)] | None = None
+    acknowledge: bool = False
+
+
+class AddMember(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    person_id: Identifier
+
+
+def conversation_json(c: Conversation, acked: int | None = None) -> dict[str, object]:
+    body: dict[str, object] = {
+        "id": c.id,
+        "kind": c.kind.value,
+        "uai": c.uai,
+        "title": c.title,
+        "members": list(c.members),
+        "owners": list(c.owners),
+        "seq": c.seq,
+        "class_id": c.class_id,
+        "acknowledge": c.acknowledge,
+        "created_by": c.created_by,
+        "created_at": c.created_at.isoformat(),
+    }
+    if acked is not None:
+        body["acked_seq"] = acked
+        body["unread"] = max(0, c.seq - acked)
+    return body
+
+
+async def record_event(
+    services: Services,
+    conversation: Conversation,
+    action: EventAction,
+    persons: Sequence[str],
+    by: str | None,
+    members: Sequence[str],
+    also_notify: Sequence[str] = (),
+) -> None:
+    """Write a membership event into the conversation for every concerned device."""
+    people = sorted({*members, *also_notify})
+    devices = await services.store.enrolment.devices_of_people(people)
+    event = MembershipEvent(action=action, persons=list(persons), by=by, members=list(members))
+    await services.sequencer.submit(
+        NewMessage(
+            message_id=new_id("e"),
+            conversation=conversation.id,
+            sender_device="server",
+            sender_person=by or "server",
+            created_at=services.clock.now(),
+            event=event.model_dump(mode="json"),
+            event_devices=tuple(d.id for d in devices),
+        )
+    )
+
+
+async def _me(request: web.Request) -> tuple[Device, Person]:
+    device = await require_device(request)
+    person = await request.app[SERVICES].store.directory.person(device.person_id)
+    if person is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
+    return device, person
+
+
+async def _people(services: Services, ids: Sequence[str], uai: str) -> list[Person]:
+    found = []
+    for person_id in dict.fromkeys(ids):
+        person = await services.store.directory.person(person_id)
+        if person is None or person.uai != uai:
+            raise ApiError(ErrorCode.NOT_FOUND, f"no person {person_id} in your school")
+        found.append(person)
+    return found
+
+
+async def _class_members(services: Services, class_id: str) -> list[str]:
+    pupils_and_teachers = await services.store.directory.people_in_class(class_id)
+    pupils = [p.id for p in pupils_and_teachers if p.role == Role.PUPIL]
+    parents = await services.store.directory.parents_of(pupils)
+    return [p.id for p in pupils_and_teachers] + [p.id for p in parents]
+
+
+async def create(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    _device, me = await _me(request)
+    body = await read_model(request, CreateConversation)
+    kind = ConversationKind(body.kind)
+    owners = [me.id]
+    if (
+        kind in (ConversationKind.CLASS, ConversationKind.ANNOUNCEMENT)
+        and me.role not in ADULT_STAFF
+    ):
+        raise ApiError(
+            ErrorCode.NOT_ALLOWED, "only school staff create class channels and announcements"
+        )
+    if body.class_id is not None:
+        if body.class_id not in me.classes and me.role == Role.TEACHER:
+            raise ApiError(ErrorCode.NOT_ALLOWED, "you do not teach this class")
+        if not body.class_id.startswith(me.uai + "/"):
+            raise ApiError(ErrorCode.NOT_FOUND, "no such class in your school")
+        members = [me.id, *await _class_members(services, body.class_id)]
+    else:
+        members = [me.id, *(p.id for p in await _people(services, body.members, me.uai))]
+    members = list(dict.fromkeys(members))
+    if kind == ConversationKind.DIRECT and len(members) != 2:
+        raise ApiError(
+            ErrorCode.INVALID_REQUEST, "a direct conversation has exactly one other member"
+        )
+    if kind == ConversationKind.CLASS and body.class_id is None:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "a class channel needs class_id")
+    if len(members) < 2:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "a conversation needs another member")
+    conversation, created = await services.store.conversations.create(
+        kind,
+        me.uai,
+        body.title,
+        members,
+        owners if kind != ConversationKind.DIRECT else members,
+        me.id,
+        services.clock.now(),
+        class_id=body.class_id,
+        acknowledge=body.acknowledge and kind == ConversationKind.ANNOUNCEMENT,
+    )
+    if created:
+        await record_event(services, conversation, "created", members, me.id, members)
+        conversation = await services.store.conversations.get(conversation.id) or conversation
+    return web.json_response(conversation_json(conversation), status=201 if created else 200)
+
+
+async def list_mine(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    device, me = await _me(request)
+    cursors = await services.store.cursors.of_device(device.id)
+    conversations = await services.store.conversations.of_person(me.id)
+    return web.json_response(
+        {"conversations": [conversation_json(c, cursors.get(c.id, 0)) for c in conversations]}
+    )
+
+
+async def _member_conversation(request: web.Request, me: Person) -> Conversation:
+    conversation = await request.app[SERVICES].store.conversations.get(request.match_info["id"])
+    if conversation is None or me.id not in conversation.members:
+        raise ApiError(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you")
+    return conversation
+
+
+async def get_one(request: web.Request) -> web.Response:
+    device, me = await _me(request)
+    conversation = await _member_conversation(request, me)
+    cursors = await request.app[SERVICES].store.cursors.of_device(device.id)
+    return web.json_response(conversation_json(conversation, cursors.get(conversation.id, 0)))
+
+
+async def add_member(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    _device, me = await _me(request)
+    conversation = await _member_conversation(request, me)
+    if me.id not in conversation.owners or conversation.kind == ConversationKind.DIRECT:
+        raise ApiError(ErrorCode.NOT_ALLOWED, "only the conversation's owners add members")
+    body = await read_model(request, AddMember)
+    (person,) = await _people(services, [body.person_id], conversation.uai)
+    if person.id in conversation.members:
+        return web.json_response(conversation_json(conversation))
+    members = [*conversation.members, person.id]
+    await services.store.conversations.set_members(
+        conversation.id, members, conversation.owners, services.clock.now()
+    )
+    await record_event(services, conversation, "added", [person.id], me.id, members)
+    updated = await services.store.conversations.get(conversation.id)
+    return web.json_response(conversation_json(updated or conversation))
+
+
+async def remove_member(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    _device, me = await _me(request)
+    conversation = await _member_conversation(request, me)
+    person_id = request.match_info["person_id"]
+    leaving = person_id == me.id
+    if not leaving and me.id not in conversation.owners:
+        raise ApiError(ErrorCode.NOT_ALLOWED, "only the conversation's owners remove members")
+    if conversation.kind == ConversationKind.DIRECT:
+        raise ApiError(ErrorCode.NOT_ALLOWED, "a direct conversation has fixed members")
+    if person_id not in conversation.members:
+        raise ApiError(ErrorCode.NOT_FOUND, "not a member")
+    members = [m for m in conversation.members if m != person_id]
+    owners = [o for o in conversation.owners if o != person_id]
+    await services.store.conversations.set_members(
+        conversation.id, members, owners, services.clock.now()
+    )
+    await record_event(
+        services,
+        conversation,
+        "left" if leaving else "removed",
+        [person_id],
+        me.id,
+        members,
+        also_notify=[person_id],
+    )
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/conversations", create)
+    app.router.add_get("/v1/conversations", list_mine)
+    app.router.add_get("/v1/conversations/{id}", get_one)
+    app.router.add_post("/v1/conversations/{id}/members", add_member)
+    app.router.add_delete("/v1/conversations/{id}/members/{person_id}", remove_member)

@@ -1,0 +1,112 @@
+"""Live delivery: stored messages to the devices connected to this node.
+
+Two sources feed :meth:`Fanout.deliver`: this node's sequencer (messages it
+wrote, right after the write) and a change stream on ``messages`` (messages
+other nodes wrote; our own are filtered out by ``node``). A message reaches
+each recipient device's connection, which orders it (``server.ordering``).
+
+Cost of the change stream (docs/architecture.md, "Several nodes"): every node
+receives every message written anywhere, ciphertext included, and drops those
+for devices it does not hold. That is linear in nodes × traffic; it is the
+first thing to shard (by school) when a département outgrows one replica set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from protocol import DeliverFrame, EventFrame, MembershipEvent, dump_frame
+from server.hub import Hub
+from server.metrics import Metrics
+from storage.database import Store
+from storage.messages import StoredMessage, view_for
+
+log = logging.getLogger(__name__)
+Doc = dict[str, Any]
+RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+
+
+def millis(moment: Any) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
+    """The frame that carries a stored message (or event) to its device."""
+    envelope = f"{message.conversation}:{message.seq}"
+    if message.event is not None:
+        return EventFrame(
+            envelope_id=envelope,
+            conversation=message.conversation,
+            seq=message.seq,
+            ts=millis(message.created_at),
+            event=MembershipEvent.model_validate(message.event),
+        )
+    return DeliverFrame(
+        envelope_id=envelope,
+        message_id=message.message_id,
+        conversation=message.conversation,
+        seq=message.seq,
+        sender_device=message.sender_device,
+        sender_person=message.sender_person,
+        ciphertext=message.ciphertext or b"",
+        group=message.group,
+        ts=millis(message.created_at),
+        commitment=message.commitment,
+        stamp=message.stamp,
+    )
+
+
+class Fanout:
+    def __init__(self, hub: Hub, metrics: Metrics) -> None:
+        self._hub = hub
+        self._metrics = metrics
+
+    def deliver(self, docs: Sequence[Doc], path: str = "local") -> None:
+        """Offer each stored document to its recipient devices connected here."""
+        for doc in docs:
+            for device_id in doc.get("recipients", ()):
+                connection = self._hub.get(device_id)
+                if connection is None:
+                    continue
+                message = view_for(doc, device_id)
+                frame = frame_for(message)
+                connection.deliver_live(
+                    message.conversation, message.seq, frame.type, dump_frame(frame)
+                )
+                self._metrics.deliveries.labels(path).inc()
+
+    async def follow(self, store: Store, node: str, stop: asyncio.Event) -> None:
+        """Deliver what other nodes store, until ``stop`` is set.
+
+        Resumes after a driver error from the last resume token, with a
+        bounded backoff; every restart is logged.
+        """
+        pipeline = [{"$match": {"operationType": "insert", "fullDocument.node": {"$ne": node}}}]
+        resume: Any = None
+        failures = 0
+        while not stop.is_set():
+            try:
+                async with await store.messages.collection.watch(
+                    pipeline, resume_after=resume, max_await_time_ms=500
+                ) as stream:
+                    failures = 0
+                    while not stop.is_set():
+                        change = await stream.try_next()
+                        if change is not None:
+                            resume = stream.resume_token
+                            self.deliver([change["fullDocument"]], path="stream")
+            except PyMongoError as exc:
+                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
+                failures += 1
+                log.warning(
+                    "change stream interrupted (%s); resuming in %ss", type(exc).__name__, delay
+                )
+                try:
+                    await asyncio.wait_for(stop.wait(), delay)
+                except TimeoutError:
+                    continue

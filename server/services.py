@@ -1,0 +1,33 @@
+"""The long-lived objects a request or connection works with, in one typed bundle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from crypto import FrankingKeyring
+from server.clock import Clock
+from server.config import Settings
+from server.device_sessions import DeviceSessions
+from server.fanout import Fanout
+from server.hub import Hub
+from server.metrics import Metrics
+from server.sequencer import Sequencer
+from storage.database import Store
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    store: Store
+    clock: Clock
+    metrics: Metrics
+    hub: Hub
+    fanout: Fanout
+    sequencer: Sequencer
+    franking: FrankingKeyring
+    sessions: DeviceSessions
+
+
+SERVICES = web.AppKey("services", Services)

@@ -1,0 +1,190 @@
+"""Conversation repository: who is in a conversation and its sequence counter.
+
+Documents: ``conversations {_id: "c_...", kind, uai, title, members: [person
+ids], owners: [person ids], class_id, acknowledge, seq, created_by,
+created_at, updated_at, archived_at}``.
+
+``seq`` is the last sequence number handed out; :meth:`reserve` takes the
+next ``n`` atomically (one ``$inc``), so every message of a conversation has a
+distinct, increasing number and history order is the same for every member.
+A number whose write then fails is never reused (sequences may have gaps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from pymongo import ASCENDING, ReturnDocument, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from storage.ids import derived_id, new_id
+
+Doc = dict[str, Any]
+
+
+class ConversationKind(StrEnum):
+    DIRECT = "direct"
+    GROUP = "group"
+    CLASS = "class"
+    ANNOUNCEMENT = "announcement"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    kind: ConversationKind
+    uai: str
+    title: str
+    members: tuple[str, ...]
+    owners: tuple[str, ...]
+    seq: int
+    created_by: str
+    created_at: datetime
+    class_id: str | None = None
+    acknowledge: bool = False
+    archived_at: datetime | None = None
+
+
+def _conversation(doc: Doc) -> Conversation:
+    return Conversation(
+        id=doc["_id"],
+        kind=ConversationKind(doc["kind"]),
+        uai=doc["uai"],
+        title=doc.get("title", ""),
+        members=tuple(doc["members"]),
+        owners=tuple(doc.get("owners", ())),
+        seq=int(doc["seq"]),
+        created_by=doc["created_by"],
+        created_at=doc["created_at"],
+        class_id=doc.get("class_id"),
+        acknowledge=bool(doc.get("acknowledge", False)),
+        archived_at=doc.get("archived_at"),
+    )
+
+
+def direct_id(a: str, b: str) -> str:
+    """The one direct conversation of two people (order does not matter)."""
+    return derived_id("c", "direct", *sorted((a, b)))
+
+
+class ConversationRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self._conversations = db.get_collection(
+            "conversations", write_concern=WriteConcern(w="majority", j=True)
+        )
+
+    async def create_indexes(self) -> None:
+        await self._conversations.create_index([("members", ASCENDING)], name="members")
+        await self._conversations.create_index([("class_id", ASCENDING)], name="class")
+        await self._conversations.create_index([("updated_at", ASCENDING)], name="updated")
+
+    async def create(
+        self,
+        kind: ConversationKind,
+        uai: str,
+        title: str,
+        members: Sequence[str],
+        owners: Sequence[str],
+        created_by: str,
+        now: datetime,
+        class_id: str | None = None,
+        acknowledge: bool = False,
+    ) -> tuple[Conversation, bool]:
+        """Create a conversation; a direct one is unique per pair of people.
+
+        Returns:
+            The conversation and whether it was created now (False: it existed).
+        """
+        ident = (
+            direct_id(members[0], members[1]) if kind == ConversationKind.DIRECT else new_id("c")
+        )
+        doc: Doc = {
+            "_id": ident,
+            "kind": kind.value,
+            "uai": uai,
+            "title": title,
+            "members": list(dict.fromkeys(members)),
+            "owners": list(dict.fromkeys(owners)),
+            "class_id": class_id,
+            "acknowledge": acknowledge,
+            "seq": 0,
+            "created_by": created_by,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            await self._conversations.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.get(ident)
+            if existing is None:  # pragma: no cover - deleted in between
+                raise
+            return existing, False
+        return _conversation(doc), True
+
+    async def get(self, conversation_id: str) -> Conversation | None:
+        doc = await self._conversations.find_one({"_id": conversation_id})
+        return _conversation(doc) if doc else None
+
+    async def of_person(self, person_id: str, limit: int = 1000) -> list[Conversation]:
+        cursor = (
+            self._conversations.find({"members": person_id, "archived_at": None})
+            .sort("updated_at", -1)
+            .limit(limit)
+        )
+        return [_conversation(doc) async for doc in cursor]
+
+    async def of_class(self, class_id: str) -> list[Conversation]:
+        cursor = self._conversations.find({"class_id": class_id, "archived_at": None})
+        return [_conversation(doc) async for doc in cursor]
+
+    async def active_since(self, since: datetime) -> AsyncIterator[Conversation]:
+        """Conversations that received something since ``since``."""
+        async for doc in self._conversations.find({"updated_at": {"$gte": since}}):
+            yield _conversation(doc)
+
+    async def heads(self, person_id: str) -> dict[str, int]:
+        """Conversation id → last seq, for every live conversation of a person."""
+        cursor = self._conversations.find({"members": person_id, "archived_at": None}, {"seq": 1})
+        return {doc["_id"]: int(doc["seq"]) async for doc in cursor}
+
+    async def reserve(self, conversation_id: str, count: int, now: datetime) -> int:
+        """Take ``count`` sequence numbers; returns the last one taken.
+
+        Raises:
+            KeyError: the conversation does not exist.
+        """
+        doc = await self._conversations.find_one_and_update(
+            {"_id": conversation_id},
+            {"$inc": {"seq": count}, "$set": {"updated_at": now}},
+            projection={"seq": 1},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            raise KeyError(conversation_id)
+        return int(doc["seq"])
+
+    async def set_members(
+        self, conversation_id: str, members: Sequence[str], owners: Sequence[str], now: datetime
+    ) -> None:
+        await self._conversations.update_one(
+            {"_id": conversation_id},
+            {
+                "$set": {
+                    "members": list(dict.fromkeys(members)),
+                    "owners": list(dict.fromkeys(owners)),
+                    "updated_at": now,
+                }
+            },
+        )
+
+    async def remove_person(self, person_id: str, now: datetime) -> None:
+        """Take a person out of every conversation (erasure, departure)."""
+        await self._conversations.update_many(
+            {"$or": [{"members": person_id}, {"owners": person_id}]},
+            {"$pull": {"members": person_id, "owners": person_id}, "$set": {"updated_at": now}},
+        )

@@ -1,0 +1,220 @@
+"""Message repository: one document per message, ciphertext until delivered.
+
+Documents::
+
+    messages {_id: message id, conversation, seq, node, sender_device,
+              sender_person, created_at, expires_at, recipients: [device ids],
+              pairwise: {device id: ciphertext}, group: ciphertext,
+              commitment, stamp, event}
+
+A pairwise message holds one ciphertext per recipient device; a group
+(sender-key) message holds ONE ciphertext for every member device; an event
+(membership change) holds no ciphertext. Reads for a device project only its
+own ciphertext. Ciphertext is removed once every recipient device has
+acknowledged it (:meth:`drop_delivered`) and the whole document when the
+undelivered lifetime is over (TTL index on ``expires_at``): RGPD art. 5(1)(c)
+and (e), minimisation and storage limitation.
+
+Message ids derive from the sender device and the client's message id, so a
+retried send hits the same ``_id`` and is answered with the first write's
+seq. Writes use write concern ``majority`` with journaling: ``sent`` is only
+sent once :meth:`insert_batch` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, WriteConcern
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
+
+Doc = dict[str, Any]
+_DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A message as the sender's node writes it (its seq is given at write time)."""
+
+    message_id: str
+    conversation: str
+    sender_device: str
+    sender_person: str
+    created_at: datetime
+    pairwise: dict[str, bytes] = field(default_factory=dict)
+    group_ciphertext: bytes | None = None
+    group_devices: tuple[str, ...] = ()
+    commitment: bytes | None = None
+    stamp: bytes | None = None
+    event: dict[str, Any] | None = None
+    event_devices: tuple[str, ...] = ()
+
+    @property
+    def recipients(self) -> list[str]:
+        return [*self.pairwise, *self.group_devices, *self.event_devices]
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A stored message as one recipient device sees it."""
+
+    message_id: str
+    conversation: str
+    seq: int
+    sender_device: str
+    sender_person: str
+    created_at: datetime
+    ciphertext: bytes | None
+    group: bool
+    commitment: bytes | None = None
+    stamp: bytes | None = None
+    event: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What the first write of a message recorded (a retry is answered with it)."""
+
+    seq: int
+    created_at: datetime
+    stamp: bytes | None
+
+
+def _opt_bytes(value: Any) -> bytes | None:
+    return bytes(value) if value is not None else None
+
+
+def view_for(doc: Doc, device_id: str) -> StoredMessage:
+    """The message as ``device_id`` receives it (its own ciphertext only)."""
+    group = doc.get("group")
+    own = (doc.get("pairwise") or {}).get(device_id)
+    return StoredMessage(
+        message_id=doc["_id"],
+        conversation=doc["conversation"],
+        seq=int(doc["seq"]),
+        sender_device=doc["sender_device"],
+        sender_person=doc["sender_person"],
+        created_at=doc["created_at"],
+        ciphertext=_opt_bytes(own if own is not None else group),
+        group=own is None and group is not None,
+        commitment=_opt_bytes(doc.get("commitment")),
+        stamp=_opt_bytes(doc.get("stamp")),
+        event=doc.get("event"),
+    )
+
+
+def message_document(message: NewMessage, seq: int, node: str, expires_at: datetime) -> Doc:
+    doc: Doc = {
+        "_id": message.message_id,
+        "conversation": message.conversation,
+        "seq": seq,
+        "node": node,
+        "sender_device": message.sender_device,
+        "sender_person": message.sender_person,
+        "created_at": message.created_at,
+        "expires_at": expires_at,
+        "recipients": message.recipients,
+    }
+    if message.pairwise:
+        doc["pairwise"] = message.pairwise
+    if message.group_ciphertext is not None:
+        doc["group"] = message.group_ciphertext
+    if message.commitment is not None:
+        doc["commitment"] = message.commitment
+        doc["stamp"] = message.stamp
+    if message.event is not None:
+        doc["event"] = message.event
+    return doc
+
+
+class MessageRepository:
+    def __init__(self, db: AsyncDatabase[Doc]) -> None:
+        self.collection = db.get_collection(
+            "messages", write_concern=WriteConcern(w="majority", j=True)
+        )
+
+    async def create_indexes(self) -> None:
+        await self.collection.create_index(
+            [("conversation", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"
+        )
+        await self.collection.create_index(
+            [("recipients", ASCENDING), ("conversation", ASCENDING), ("seq", ASCENDING)],
+            name="recipient_backlog",
+        )
+        await self.collection.create_index("expires_at", expireAfterSeconds=0, name="ttl")
+
+    async def insert_batch(self, docs: Sequence[Doc]) -> dict[str, WriteResult]:
+        """Write message documents durably in one round trip; idempotent per ``_id``.
+
+        Returns:
+            Message id → what is stored for it: this write's seq, or the
+            first write's for a message id that was already stored.
+        """
+        results = {d["_id"]: WriteResult(d["seq"], d["created_at"], d.get("stamp")) for d in docs}
+        try:
+            await self.collection.insert_many(list(docs), ordered=False)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            duplicates = [docs[e["index"]]["_id"] for e in errors]
+            async for first in self.collection.find(
+                {"_id": {"$in": duplicates}}, {"seq": 1, "created_at": 1, "stamp": 1}
+            ):
+                results[first["_id"]] = WriteResult(
+                    int(first["seq"]), first["created_at"], _opt_bytes(first.get("stamp"))
+                )
+        return results
+
+    async def for_device(
+        self,
+        device_id: str,
+        conversation: str,
+        after: int,
+        limit: int,
+        upto: int | None = None,
+    ) -> list[StoredMessage]:
+        """Messages of ``conversation`` addressed to the device with ``after < seq <= upto``."""
+        seq: Doc = {"$gt": after}
+        if upto is not None:
+            seq["$lte"] = upto
+        projection = {
+            "conversation": 1, "seq": 1, "sender_device": 1, "sender_person": 1,
+            "created_at": 1, "group": 1, f"pairwise.{device_id}": 1, "commitment": 1,
+            "stamp": 1, "event": 1,
+        }  # fmt: skip
+        cursor = (
+            self.collection.find(
+                {"recipients": device_id, "conversation": conversation, "seq": seq}, projection
+            )
+            .sort("seq", ASCENDING)
+            .limit(limit)
+        )
+        return [view_for(doc, device_id) async for doc in cursor]
+
+    async def first_seq(self, conversation: str) -> int | None:
+        """The lowest seq still stored (older ones expired), or None."""
+        doc = await self.collection.find_one(
+            {"conversation": conversation}, {"seq": 1}, sort=[("seq", ASCENDING)]
+        )
+        return int(doc["seq"]) if doc else None
+
+    async def drop_delivered(self, conversation: str, upto: int) -> int:
+        """Remove the ciphertext of messages every recipient has acknowledged."""
+        result = await self.collection.update_many(
+            {"conversation": conversation, "seq": {"$lte": upto},
+             "$or": [{"pairwise": {"$exists": True}}, {"group": {"$exists": True}}]},
+            {"$unset": {"pairwise": "", "group": ""}},
+        )  # fmt: skip
+        return result.modified_count
+
+    async def forget_device(self, device_id: str) -> None:
+        """A removed device is no recipient any more and its ciphertexts go."""
+        await self.collection.update_many(
+            {"recipients": device_id},
+            {"$pull": {"recipients": device_id}, "$unset": {f"pairwise.{device_id}": ""}},
+        )
