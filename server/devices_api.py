@@ -3,7 +3,9 @@
 - ``PUT /v1/devices/me/prekeys``: publish the signed prekey and one-time
   prekeys (X3DH §3.2); the signed prekey's signature is verified on upload.
 - ``GET /v1/people/{person_id}/devices``: every device of a person with a key
-  bundle each, consuming one one-time prekey per bundle (X3DH §3.3).
+  bundle each, consuming one one-time prekey per bundle (X3DH §3.3);
+  ``?bundles=none`` lists the devices without bundles (nothing consumed),
+  ``?bundles=d_1,d_2`` gives bundles for those devices only.
 - ``GET /v1/directory``: the people of the caller's school.
 """
 
@@ -112,16 +114,21 @@ async def person_devices(request: web.Request) -> web.Response:
     person_id = request.match_info["person_id"]
     if await store.directory.person(person_id) is None:
         raise ApiError(ErrorCode.NOT_FOUND, "no such person")
+    wanted = request.query.get("bundles", "all")
+    if len(wanted) > 2000:
+        raise ApiError(ErrorCode.INVALID_REQUEST, "bundles: too long")
+    chosen = None if wanted == "all" else set(wanted.split(",")) - {"none"}
     devices = []
     for device in await store.enrolment.devices_of(person_id):
         if device.id == caller.id:
             continue
+        with_bundle = chosen is None or device.id in chosen
         devices.append(
             {
                 "device_id": device.id,
                 "kind": device.kind.value,
                 "identity_key": b64url_encode(device.identity_key),
-                "bundle": await _bundle(request, device),
+                "bundle": await _bundle(request, device) if with_bundle else None,
             }
         )
     return web.json_response({"person_id": person_id, "devices": devices})
