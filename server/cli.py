@@ -18,12 +18,15 @@ from typing import Any
 
 from aiohttp import web
 
+from client import chat as chat_client
+from client import smoke as smoke_check
 from server.admin_actions import create_api_token, import_directory, issue_enrolment_code
 from server.app import create_app
 from server.auth import TOKEN_ROLES
 from server.clock import SystemClock
 from server.config import ConfigError, Settings, load_settings
 from server.demo import demo_file, describe, load_demo
+from server.dpo_cli import add_dpo_commands, run_dpo_command
 from server.runtime import open_store
 from storage.errors import ImportRejected, StorageError
 
@@ -62,11 +65,21 @@ def build_parser() -> argparse.ArgumentParser:
     _common(code)
     code.add_argument("--school", required=True, help="the school's UAI")
     code.add_argument("--external-id", required=True, help="the person's id in the registry")
+    add_dpo_commands(commands)
+
+    chat = commands.add_parser("chat", help="a line-based end-to-end encrypted chat client")
+    chat_client.add_chat_arguments(chat)
+    smoke = commands.add_parser("smoke", help="post-deployment check (token in CARNET_TOKEN)")
+    smoke_check.add_smoke_arguments(smoke)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "chat":  # clients of a server: no server configuration
+        return chat_client.main(args)
+    if args.command == "smoke":
+        return smoke_check.main(args)
     overrides: dict[str, Any] = {"data_dir": args.data_dir}
     if args.command == "serve":
         overrides.update(host=args.host, port=args.port)
@@ -94,6 +107,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     clock = SystemClock()
     async with open_store(settings) as store:
+        if args.command == "dpo":
+            return await run_dpo_command(args, store, settings, clock.now())
         if args.command == "directory":
             text = args.file.read_text(encoding="utf-8")
             summary = await import_directory(store, str(args.file), text, clock.now())
