@@ -56,7 +56,9 @@ async def create_api_token(
     """Create an operator or DPO token; returns (token shown once, token id)."""
     token = new_token(role)
     token_id = await store.tokens.add(token, role, school, label, now)
-    await store.audit.record(actor, "token.create", f"token:{token_id}", school, {"role": role}, now)
+    await store.audit.record(
+        actor, "token.create", f"token:{token_id}", school, {"role": role}, now
+    )
     return token, token_id
 
 

@@ -59,6 +59,22 @@ class Settings(BaseSettings):
     enrol_failures_global: Annotated[int, Field(ge=1, le=100_000)] = 600
     enrol_window_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
 
+    retention_left_days: Annotated[int, Field(ge=1, le=92)] = 90
+    """Days after leaving before an account is erased (arrêté ENT 30/11/2006, art. 6)."""
+    retention_metadata_margin_days: Annotated[int, Field(ge=0, le=366)] = 60
+    """Conversation metadata is kept until the end of its school year plus this margin."""
+    retention_receipts_margin_days: Annotated[int, Field(ge=0, le=366)] = 60
+    retention_reports_days: Annotated[int, Field(ge=30, le=1826)] = 365
+    retention_audit_days: Annotated[int, Field(ge=183, le=3650)] = 365
+    retention_access_log_days: Annotated[int, Field(ge=183, le=366)] = 183
+    retention_attachment_days: Annotated[int, Field(ge=1, le=365)] = 30
+    retention_requests_days: Annotated[int, Field(ge=365, le=3650)] = 1826
+    retention_scheduler: bool = True
+    """Run the retention jobs inside the server (one node per job, by lease)."""
+    retention_tick_seconds: Annotated[int, Field(ge=1, le=86_400)] = 300
+    retention_interval_seconds: Annotated[int, Field(ge=60, le=604_800)] = 86_400
+    retention_lease_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
+
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 
     @field_validator("public_url", "allowed_origins", mode="after")

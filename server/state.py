@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 
 from crypto import FrankingKeyring
@@ -12,6 +14,9 @@ from server.hub import Hub
 from server.metrics import Metrics
 from storage.database import Store
 
+if TYPE_CHECKING:  # retention_jobs imports server modules that import this one
+    from server.retention_jobs import RetentionScheduler
+
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
 METRICS = web.AppKey("metrics", Metrics)
@@ -21,3 +26,5 @@ FRANKING = web.AppKey("franking", FrankingKeyring)
 """Server franking keys (current + previous), loaded from the database at start."""
 SESSIONS = web.AppKey("device_sessions", DeviceSessions)
 """Issues and checks device session tokens for the REST API."""
+RETENTION: web.AppKey[RetentionScheduler] = web.AppKey("retention")
+"""The retention scheduler: ``run_once(now)`` and the dry run ``plan(now)``."""

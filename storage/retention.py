@@ -138,6 +138,11 @@ class RetentionRepository:
         }
         return {device: people.get(person, NO_SCHOOL) for device, person in owners.items()}
 
+    async def conversation_school(self, conversation_id: str) -> str | None:
+        """The school (UAI) of a conversation, or None if it does not exist."""
+        doc = await self._conversations.find_one({"_id": conversation_id}, {"uai": 1})
+        return str(doc.get("uai") or NO_SCHOOL) if doc else None
+
     async def by_conversation(self, docs: list[Doc]) -> list[str | None]:
         schools = await self._schools_of_conversations(d.get("conversation", "") for d in docs)
         return [schools.get(d.get("conversation", "")) for d in docs]
