@@ -38,8 +38,6 @@ K8S_VERSION = "1.30.0"
 SETTING_NAMES = {f"CARNET_{name.upper()}" for name in Settings.model_fields}
 MANDATED_PLANNED = {
     "carnet_smtp_messages_total",
-    "carnet_retention_last_success_timestamp_seconds",
-    "carnet_audit_chain_valid",
 }
 SERIES_SUFFIXES = ("", "_bucket", "_sum", "_count", "_created", "_total")
 SECRET_WORDS = re.compile(r"(PASSWORD|SECRET|TOKEN|MONGODB_URI|PRIVATE|API_KEY)", re.I)
