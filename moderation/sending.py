@@ -51,6 +51,11 @@ class SendDecision:
         """Whether the message may be stored and relayed."""
         return self.decision.allowed
 
+    @property
+    def reason(self) -> Reason | None:
+        """The refusal's reason, ``None`` when allowed."""
+        return self.decision.reason
+
     def told_to_sender(self) -> dict[str, Delivery]:
         """What the sender may learn: the silent deliveries, never the dropped ones.
 
