@@ -11,6 +11,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -74,12 +75,17 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         help="run Carnet from this source tree (e.g. an exported commit)",
     )
+    run.add_argument(
+        "--results", type=Path, default=Path(__file__).parent / "results", help="JSON goes here"
+    )
     setup = commands.add_parser("synapse-setup", help="install Synapse in bench/.synapse-venv")
     setup.add_argument("--reinstall", action="store_true")
     report = commands.add_parser("report", help="render bench/results into docs/performance.md")
     report.add_argument("--results", type=Path, default=Path(__file__).parent / "results")
     report.add_argument("--doc", type=Path, default=Path("docs/performance.md"))
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like SIGINT, so that every server this run started is stopped.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
 
     from bench.wire import BenchError
 
@@ -109,15 +115,16 @@ def main(argv: list[str] | None = None) -> int:
                 profile=args.profile,
                 native=args.native,
                 source=args.server_source,
+                results=args.results,
             )
         elif args.command == "synapse-setup":
             from bench import synapse
 
             print(f"matrix-synapse {synapse.setup(args.reinstall)} in {synapse.VENV}")
         else:
-            from bench import report as render
+            from bench.report import render
 
-            render.render(args.results, args.doc)
+            render(args.results, args.doc)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1

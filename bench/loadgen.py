@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import time
 import uuid
 from collections import Counter
@@ -35,7 +36,16 @@ from typing import Any
 
 import aiohttp
 
-from bench.wire import BenchError, Credentials, ack_frame, b64d, latency_ms, login, send_frame
+from bench.wire import (
+    BenchError,
+    Credentials,
+    ack_frame,
+    b64d,
+    latency_ms,
+    login,
+    send_frame,
+    stamp_ns,
+)
 from bench.wire import stamped as stamped_payload
 
 POLL_SECONDS = 0.02
@@ -52,6 +62,9 @@ class Stats:
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
     last_delivery: float = 0.0
+    stale: int = 0
+    """Deliveries of messages sent before these counters started (an earlier phase)."""
+    since_ns: int = field(default_factory=time.monotonic_ns)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -63,6 +76,7 @@ class Stats:
             "latencies_ms": self.latencies_ms,
             "errors": dict(self.errors),
             "last_delivery": self.last_delivery,
+            "stale": self.stale,
         }
 
 
@@ -129,15 +143,17 @@ class Device:
             stats.duplicates += 1
             return
         self.seen.add(envelope_id)
+        payload = b64d(frame["ciphertext"])
+        if self.incoming is not None and not frame.get("group"):
+            payload = self.incoming.decrypt(payload)
+        if stamp_ns(payload) < stats.since_ns:
+            stats.stale += 1
+            return
         self.received += 1
         stats.deliveries += 1
         stats.messages.add(frame["message_id"])
         stats.last_delivery = time.monotonic()
-        payload = b64d(frame["ciphertext"])
-        if self.incoming is not None and not frame.get("group"):
-            payload = self.incoming.decrypt(payload)
-        if len(payload) >= 8:
-            stats.latencies_ms.append(latency_ms(payload))
+        stats.latencies_ms.append(latency_ms(payload))
 
     async def _acker(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:  # bounded by the socket's life
@@ -211,7 +227,7 @@ class Worker:
         assert device.peer is not None
         device.window = asyncio.Semaphore(args["window"])
         interval = args.get("interval") or 0.0
-        next_at = time.monotonic()
+        next_at = time.monotonic() + random.uniform(0, interval)  # senders out of step
         size = args["size"]
         for n in range(args["max_messages"]):
             if interval:

@@ -110,6 +110,7 @@ def run(
     profile: Path | None,
     native: bool,
     source: Path | None = None,
+    results: Path = RESULTS,
 ) -> dict[str, Any]:
     """Run ``scenario`` ``runs`` times side by side with the baselines; write the JSON."""
     info = machine()
@@ -174,8 +175,8 @@ def run(
     result["medians"] = medians(result["runs"])
     if profile is not None and profile.exists():
         result["profile"] = {"file": str(profile), **top_costs(profile)}
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"{scenario}-{started:%Y%m%dT%H%M%SZ}.json"
+    results.mkdir(parents=True, exist_ok=True)
+    out = results / f"{scenario}-{started:%Y%m%dT%H%M%SZ}.json"
     out.write_text(json.dumps(result, indent=1))
     print(json.dumps(result["medians"], indent=1))
     print(f"[bench] wrote {out}")

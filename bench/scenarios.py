@@ -34,7 +34,7 @@ class Params:
     connections: int = 1000
     messages: int = 5
     with_crypto: bool = False
-    grace: float = 10.0
+    grace: float = 30.0
     hard_seconds: float = 1800.0
 
 

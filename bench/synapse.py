@@ -21,6 +21,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -37,7 +38,7 @@ import aiohttp
 from bench.pool import merge
 from bench.procstat import CpuMeter
 from bench.servers import HOST, free_port
-from bench.wire import BenchError, b64d, b64e, latency_ms, stamped
+from bench.wire import BenchError, b64d, b64e, latency_ms, stamp_ns, stamped
 
 VENV = Path(__file__).parent / ".synapse-venv"
 PYTHON = VENV / "bin" / "python"
@@ -230,7 +231,9 @@ def _worker(conn: Connection, spec: dict[str, Any]) -> None:
 
 async def _drive(spec: dict[str, Any]) -> dict[str, Any]:
     url, users = spec["url"], spec["users"]
+    since_ns = time.monotonic_ns()
     stats: dict[str, Any] = {
+        "since_ns": since_ns,
         "sent": 0,
         "stored": 0,
         "deliveries": 0,
@@ -294,10 +297,13 @@ async def _sync_loop(
             for event in room.get("timeline", {}).get("events", []):
                 if event.get("sender") == user["user_id"]:
                     continue
+                payload = b64d(event["content"]["body"])
+                if stamp_ns(payload) < stats["since_ns"]:
+                    continue  # sent in an earlier phase
                 stats["deliveries"] += 1
                 stats["messages"] += 1
                 stats["last_delivery"] = time.monotonic()
-                stats["latencies_ms"].append(latency_ms(b64d(event["content"]["body"])))
+                stats["latencies_ms"].append(latency_ms(payload))
 
 
 async def _send_loop(
@@ -329,7 +335,7 @@ async def _send_loop(
         finally:
             window.release()
 
-    next_at = time.monotonic()
+    next_at = time.monotonic() + random.uniform(0, interval)  # senders out of step
     for n in range(10_000_000):
         if interval:
             next_at += interval

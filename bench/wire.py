@@ -49,6 +49,12 @@ def stamped(size: int, salt: int = 0) -> bytes:
     return _STAMP.pack(time.monotonic_ns()) + _POOL[start : start + body_len]
 
 
+def stamp_ns(payload: bytes) -> int:
+    """The monotonic time (ns) stamped at the head of ``payload``."""
+    sent_ns: int = _STAMP.unpack_from(payload)[0]
+    return sent_ns
+
+
 def latency_ms(payload: bytes) -> float:
     """Milliseconds since the stamp at the head of ``payload`` was taken."""
     sent_ns: int = _STAMP.unpack_from(payload)[0]
