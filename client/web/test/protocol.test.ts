@@ -207,10 +207,11 @@ describe('parsers', () => {
     expect(toHex(authMessage('http://x', Uint8Array.of(1, 2)))).toBe(toHex(utf8('carnet-auth-v1\x00http://x\x00\x01\x02')));
     expect(parseServerFrame('{"type":"prekeys_low","v":1,"remaining":3}')).toEqual({ type: 'prekeys_low', remaining: 3 });
     expect(() => parseServerFrame('{"type":"prekeys_low","v":2,"remaining":3}')).toThrow();
-    expect(JSON.parse(sendFrame({ clientMsgId: 'c1', envelopes: [{ deviceId: 'd', ciphertext: Uint8Array.of(1) }] }))).toEqual({
+    expect(JSON.parse(sendFrame({ clientMsgId: 'c1', conversation: 'k', envelopes: [{ deviceId: 'd', ciphertext: Uint8Array.of(1) }] }))).toEqual({
       type: 'send',
       v: 1,
       client_msg_id: 'c1',
+      conversation: 'k',
       envelopes: [{ device_id: 'd', ciphertext: 'AQ' }],
     });
   });

@@ -35,14 +35,23 @@ export interface ReadyFrame {
   session_expires: number;
   prekeys_left: number;
 }
-export interface SentFrame { type: 'sent'; client_msg_id: string; message_id: string; ts: number; stamp: Uint8Array | null }
+export interface SentFrame {
+  type: 'sent';
+  client_msg_id: string;
+  message_id: string;
+  conversation: string;
+  seq: number;
+  ts: number;
+  stamp: Uint8Array | null;
+}
 export interface DeliverFrame {
   type: 'deliver';
   envelope_id: string;
   message_id: string;
   sender_device: string;
   sender_person: string;
-  conversation: string | null;
+  conversation: string;
+  seq: number;
   ciphertext: Uint8Array;
   group: boolean;
   ts: number;
@@ -51,8 +60,44 @@ export interface DeliverFrame {
 }
 export interface ErrorFrame { type: 'error'; code: string; message: string; ref: string | null; retry_after: number | null }
 export interface PrekeysLowFrame { type: 'prekeys_low'; remaining: number }
+export interface MembershipEvent {
+  action: 'created' | 'added' | 'removed' | 'left' | 'synced';
+  persons: string[];
+  by: string | null;
+  members: string[];
+}
+/** A conversation event, sequenced and acknowledged like a message. */
+export interface EventFrame { type: 'event'; envelope_id: string; conversation: string; seq: number; ts: number; event: MembershipEvent }
+export interface SyncedFrame { type: 'synced'; conversation: string; head: number }
+export interface ExpiredFrame { type: 'expired'; conversation: string; from_seq: number; to_seq: number }
+export interface ReceiptFrame { type: 'receipt'; conversation: string; seq: number; person_id: string; kind: 'delivered' | 'read'; ts: number }
 
-export type ServerFrame = ChallengeFrame | ReadyFrame | SentFrame | DeliverFrame | ErrorFrame | PrekeysLowFrame;
+export type ServerFrame =
+  | ChallengeFrame
+  | ReadyFrame
+  | SentFrame
+  | DeliverFrame
+  | EventFrame
+  | SyncedFrame
+  | ExpiredFrame
+  | ReceiptFrame
+  | ErrorFrame
+  | PrekeysLowFrame;
+
+function strList(data: Record<string, unknown>, name: string): string[] {
+  const value = data[name];
+  if (!Array.isArray(value) || !value.every((v) => typeof v === 'string')) throw new FrameError(`${name}: not a list of strings`);
+  return value as string[];
+}
+
+function membership(value: unknown): MembershipEvent {
+  if (!isRecord(value)) throw new FrameError('event: not an object');
+  const action = value.action;
+  if (action !== 'created' && action !== 'added' && action !== 'removed' && action !== 'left' && action !== 'synced') {
+    throw new FrameError('event.action: unknown');
+  }
+  return { action, persons: strList(value, 'persons'), by: optStr(value, 'by'), members: strList(value, 'members') };
+}
 
 function str(data: Record<string, unknown>, name: string): string {
   const value = data[name];
@@ -107,7 +152,15 @@ export function parseServerFrame(text: string): ServerFrame {
         prekeys_left: int(data, 'prekeys_left'),
       };
     case 'sent':
-      return { type: 'sent', client_msg_id: str(data, 'client_msg_id'), message_id: str(data, 'message_id'), ts: int(data, 'ts'), stamp: optBytes(data, 'stamp') };
+      return {
+        type: 'sent',
+        client_msg_id: str(data, 'client_msg_id'),
+        message_id: str(data, 'message_id'),
+        conversation: str(data, 'conversation'),
+        seq: int(data, 'seq'),
+        ts: int(data, 'ts'),
+        stamp: optBytes(data, 'stamp'),
+      };
     case 'deliver':
       return {
         type: 'deliver',
@@ -115,7 +168,8 @@ export function parseServerFrame(text: string): ServerFrame {
         message_id: str(data, 'message_id'),
         sender_device: str(data, 'sender_device'),
         sender_person: str(data, 'sender_person'),
-        conversation: optStr(data, 'conversation'),
+        conversation: str(data, 'conversation'),
+        seq: int(data, 'seq'),
         ciphertext: bytes(data, 'ciphertext'),
         group: data.group === true,
         ts: int(data, 'ts'),
@@ -132,6 +186,24 @@ export function parseServerFrame(text: string): ServerFrame {
       };
     case 'prekeys_low':
       return { type: 'prekeys_low', remaining: int(data, 'remaining') };
+    case 'event':
+      return {
+        type: 'event',
+        envelope_id: str(data, 'envelope_id'),
+        conversation: str(data, 'conversation'),
+        seq: int(data, 'seq'),
+        ts: int(data, 'ts'),
+        event: membership(data.event),
+      };
+    case 'synced':
+      return { type: 'synced', conversation: str(data, 'conversation'), head: int(data, 'head') };
+    case 'expired':
+      return { type: 'expired', conversation: str(data, 'conversation'), from_seq: int(data, 'from_seq'), to_seq: int(data, 'to_seq') };
+    case 'receipt': {
+      const kind = data.kind;
+      if (kind !== 'delivered' && kind !== 'read') throw new FrameError('kind: unknown');
+      return { type: 'receipt', conversation: str(data, 'conversation'), seq: int(data, 'seq'), person_id: str(data, 'person_id'), kind, ts: int(data, 'ts') };
+    }
     default:
       throw new FrameError('unknown frame type');
   }
@@ -143,7 +215,7 @@ export function authFrame(deviceId: string, signature: Uint8Array): string {
 
 export interface SendFrameInput {
   clientMsgId: string;
-  conversation?: string | null;
+  conversation: string;
   envelopes?: { deviceId: string; ciphertext: Uint8Array }[];
   group?: { ciphertext: Uint8Array; deviceIds: string[] } | null;
   commitment?: Uint8Array | null;
@@ -154,14 +226,25 @@ export function sendFrame(input: SendFrameInput): string {
     type: 'send',
     v: PROTOCOL_VERSION,
     client_msg_id: input.clientMsgId,
+    conversation: input.conversation,
     envelopes: (input.envelopes ?? []).map((e) => ({ device_id: e.deviceId, ciphertext: b64urlEncode(e.ciphertext) })),
   };
-  if (input.conversation) frame.conversation = input.conversation;
   if (input.group) frame.group = { ciphertext: b64urlEncode(input.group.ciphertext), device_ids: input.group.deviceIds };
   if (input.commitment) frame.commitment = b64urlEncode(input.commitment);
   return JSON.stringify(frame);
 }
 
+/** Acknowledge processed envelopes (`<conversation>:<seq>`, cumulative per conversation). */
 export function ackFrame(envelopeIds: string[]): string {
   return JSON.stringify({ type: 'ack', v: PROTOCOL_VERSION, envelope_ids: envelopeIds });
+}
+
+/** Ask again for what this device has not acknowledged after `since`. */
+export function syncFrame(conversation: string, since = 0): string {
+  return JSON.stringify({ type: 'sync', v: PROTOCOL_VERSION, conversation, since });
+}
+
+/** The person has read the conversation up to `seq` (read receipts, if the school allows). */
+export function readFrame(conversation: string, seq: number): string {
+  return JSON.stringify({ type: 'read', v: PROTOCOL_VERSION, conversation, seq });
 }
