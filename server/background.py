@@ -32,14 +32,21 @@ async def purge_delivered(store: Store, since: datetime) -> int:
     """Drop the ciphertext every recipient device has acknowledged (RGPD art. 5(1)(e)).
 
     Looks at conversations active since ``since``; returns how many messages
-    lost their ciphertext.
+    lost their ciphertext. A message is done when each of its recipients'
+    cursors has reached its seq.
     """
     dropped = 0
     async for conversation in store.conversations.active_since(since):
-        devices = [d.id for d in await store.enrolment.devices_of_people(conversation.members)]
-        lowest = await store.cursors.lowest(conversation.id, devices)
-        if lowest:
-            dropped += await store.messages.drop_delivered(conversation.id, lowest)
+        pending = await store.messages.undelivered(conversation.id)
+        if not pending:
+            continue
+        acked = await store.cursors.of_conversation(conversation.id)
+        done = [
+            message_id
+            for message_id, seq, recipients in pending
+            if all(acked.get(device, 0) >= seq for device in recipients)
+        ]
+        dropped += await store.messages.drop_ciphertext(done)
     return dropped
 
 

@@ -51,15 +51,12 @@ class CursorRepository:
             ordered=False,
         )
 
-    async def lowest(self, conversation: str, device_ids: list[str]) -> int:
-        """The lowest acknowledged seq among ``device_ids`` (0 if one never acked)."""
-        found = {
-            doc["device_id"]: int(doc["acked_seq"])
-            async for doc in self._cursors.find(
-                {"conversation": conversation, "device_id": {"$in": device_ids}}
-            )
-        }
-        return min((found.get(d, 0) for d in device_ids), default=0)
+    async def of_conversation(self, conversation: str) -> dict[str, int]:
+        """Device id → acknowledged seq, for every device with a cursor here."""
+        cursor = self._cursors.find(
+            {"conversation": conversation}, {"device_id": 1, "acked_seq": 1}
+        )
+        return {doc["device_id"]: int(doc["acked_seq"]) async for doc in cursor}
 
     async def forget_device(self, device_id: str) -> None:
         await self._cursors.delete_many({"device_id": device_id})

@@ -11,7 +11,7 @@ A pairwise message holds one ciphertext per recipient device; a group
 (sender-key) message holds ONE ciphertext for every member device; an event
 (membership change) holds no ciphertext. Reads for a device project only its
 own ciphertext. Ciphertext is removed once every recipient device has
-acknowledged it (:meth:`drop_delivered`) and the whole document when the
+acknowledged it (:meth:`drop_ciphertext`) and the whole document when the
 undelivered lifetime is over (TTL index on ``expires_at``): RGPD art. 5(1)(c)
 and (e), minimisation and storage limitation.
 
@@ -203,13 +203,24 @@ class MessageRepository:
         )
         return int(doc["seq"]) if doc else None
 
-    async def drop_delivered(self, conversation: str, upto: int) -> int:
-        """Remove the ciphertext of messages every recipient has acknowledged."""
-        result = await self.collection.update_many(
-            {"conversation": conversation, "seq": {"$lte": upto},
+    async def undelivered(
+        self, conversation: str, limit: int = 1000
+    ) -> list[tuple[str, int, list[str]]]:
+        """(message id, seq, recipients) of messages that still hold ciphertext."""
+        cursor = self.collection.find(
+            {"conversation": conversation,
              "$or": [{"pairwise": {"$exists": True}}, {"group": {"$exists": True}}]},
-            {"$unset": {"pairwise": "", "group": ""}},
-        )  # fmt: skip
+            {"seq": 1, "recipients": 1},
+        ).sort("seq", ASCENDING).limit(limit)  # fmt: skip
+        return [(d["_id"], int(d["seq"]), list(d["recipients"])) async for d in cursor]
+
+    async def drop_ciphertext(self, message_ids: Sequence[str]) -> int:
+        """Remove the ciphertext of these messages; their metadata stays."""
+        if not message_ids:
+            return 0
+        result = await self.collection.update_many(
+            {"_id": {"$in": list(message_ids)}}, {"$unset": {"pairwise": "", "group": ""}}
+        )
         return result.modified_count
 
     async def forget_device(self, device_id: str) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from server.admin_actions import create_api_token
-from tests.support.devices import WireDevice
+from tests.support.devices import WireDevice, receive_type, send_envelopes
 from tests.support.servers import RunningServer
 
 GOOD_CSV = """\
@@ -141,15 +141,9 @@ async def test_codes_are_issued_and_people_removed(
     teacher = WireDevice()
     await teacher.enrol(http, server.url, server.person("T001")["code"])
     ws = await teacher.connect(http, server.ws_url)
-    await ws.send_json(
-        {
-            "type": "send",
-            "v": 1,
-            "client_msg_id": "x",
-            "envelopes": [{"device_id": device.device_id, "ciphertext": "AAAA"}],
-        }
-    )
-    assert (await ws.receive_json())["type"] == "sent"
+    conversation = await teacher.conversation(http, server.url, "direct", [person_id])
+    await send_envelopes(ws, conversation["id"], "x", {device.device_id: b"ciphertext"})
+    assert (await receive_type(ws, "sent"))["seq"] == 2
     await ws.close()
 
     async with http.delete(
@@ -158,7 +152,11 @@ async def test_codes_are_issued_and_people_removed(
         assert r.status == 204
     assert await server.store.directory.person(person_id) is None
     assert await server.store.enrolment.device(device.device_id) is None
-    assert await server.store.envelopes.count_pending(device.device_id) == 0
+    messages = server.store.messages.collection
+    assert await messages.count_documents({"recipients": device.device_id}) == 0
+    assert await messages.count_documents({f"pairwise.{device.device_id}": {"$exists": 1}}) == 0
+    stored = await server.store.conversations.get(conversation["id"])
+    assert stored is not None and person_id not in stored.members
     parent_link = await server.store.directory.person_by_external_id("9999999D", "E003")
     assert parent_link is not None
     async with http.delete(

@@ -52,7 +52,14 @@ async def test_oversize_frame_closes_with_1009(
 
 
 def send_frame(envelopes: Any = None, **fields: Any) -> str:
-    frame = {"type": "send", "v": 1, "client_msg_id": "c1", "envelopes": envelopes, **fields}
+    frame = {
+        "type": "send",
+        "v": 1,
+        "conversation": "c_x",
+        "client_msg_id": "c1",
+        "envelopes": envelopes,
+        **fields,
+    }
     return json.dumps(frame)
 
 
@@ -61,6 +68,9 @@ MALFORMED = [
     ("[1, 2]", "bad_frame"),
     ('{"type": "teleport", "v": 1}', "bad_frame"),
     ('{"type": "send", "v": 9, "client_msg_id": "a", "envelopes": []}', "unsupported_version"),
+    (send_frame([{"device_id": "d_x", "ciphertext": "AA"}], conversation=None), "bad_frame"),
+    ('{"type": "ack", "v": 1, "envelope_ids": ["no-seq"]}', "bad_frame"),
+    ('{"type": "sync", "v": 1, "conversation": "c_x", "since": -1}', "bad_frame"),
     ('{"type": "send", "client_msg_id": "a"}', "bad_frame"),
     (send_frame([]), "bad_frame"),
     (send_frame([{"device_id": "d_x", "ciphertext": "@@@"}]), "bad_frame"),

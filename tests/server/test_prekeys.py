@@ -4,6 +4,7 @@ atomically, group fan-out stored once, and franking stamps on relay."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -11,9 +12,11 @@ import aiohttp
 from crypto import DeviceKeys, PreKeyBundle, frank
 from crypto.encoding import b64url_encode
 from crypto.errors import CryptoError
+from crypto.encoding import b64url_decode
+from server.background import purge_delivered
 from server.devices_api import PREKEYS_LOW
 from server.state import FRANKING
-from tests.support.devices import WireDevice, b64, receive
+from tests.support.devices import WireDevice, b64, receive, receive_type
 from tests.support.servers import RunningServer
 
 
@@ -179,13 +182,18 @@ async def test_group_message_is_stored_once_and_delivered_to_each_member(
         members.append(d)
     sender, *others = members
     sockets = [await d.connect(http, server.ws_url) for d in members]
+    group = await sender.conversation(
+        http, server.url, "group", [d.person_id for d in others], title="Sortie"
+    )
+    conversation = group["id"]
+    assert group["owners"] == [sender.person_id]
     franked = frank(b"Sortie au musee vendredi")
     await sockets[0].send_json(
         {
             "type": "send",
             "v": 1,
             "client_msg_id": "g1",
-            "conversation": "c_class5eb",
+            "conversation": conversation,
             "group": {
                 "ciphertext": b64(b"one group ciphertext"),
                 "device_ids": [d.device_id for d in others],
@@ -193,45 +201,45 @@ async def test_group_message_is_stored_once_and_delivered_to_each_member(
             "commitment": b64(franked.commitment),
         }
     )
-    sent = await receive(sockets[0])
-    assert sent["type"] == "sent" and sent["stamp"]
+    sent = await receive_type(sockets[0], "sent")
+    assert sent["stamp"] and sent["seq"] == 2
     for ws in sockets[1:]:
+        assert (await receive_type(ws, "event"))["event"]["action"] == "created"
         frame = await receive(ws)
         assert frame["group"] is True and frame["ciphertext"] == b64(b"one group ciphertext")
-        assert frame["conversation"] == "c_class5eb" and frame["stamp"] == sent["stamp"]
-    db = server.store.db
-    assert await db["group_payloads"].count_documents({}) == 1
-    stored = await db["envelopes"].find({"message_id": sent["message_id"]}).to_list()
-    assert len(stored) == 3 and all("ciphertext" not in e for e in stored)
+        assert frame["conversation"] == conversation and frame["stamp"] == sent["stamp"]
+    messages = server.store.messages.collection
+    stored = await messages.find({"conversation": conversation, "seq": 2}).to_list()
+    assert len(stored) == 1 and stored[0]["group"] == b"one group ciphertext"
+    assert "pairwise" not in stored[0] and len(stored[0]["recipients"]) == 3
     # The stamp verifies for the real sender, conversation and time, and not otherwise.
     keyring = server.app[FRANKING]
-    from crypto.encoding import b64url_decode
-
     stamp = b64url_decode(sent["stamp"])
-    keyring.verify_stamp(stamp, franked.commitment, sender.device_id, "c_class5eb", sent["ts"])
+    keyring.verify_stamp(stamp, franked.commitment, sender.device_id, conversation, sent["ts"])
     for wrong in (
-        (others[0].device_id, "c_class5eb", sent["ts"]),
+        (others[0].device_id, conversation, sent["ts"]),
         (sender.device_id, "c_other", sent["ts"]),
-        (sender.device_id, "c_class5eb", sent["ts"] + 1),
+        (sender.device_id, conversation, sent["ts"] + 1),
     ):
         try:
             keyring.verify_stamp(stamp, franked.commitment, *wrong)
         except CryptoError:
             continue
         raise AssertionError(f"stamp verified for {wrong}")
-    # Once every member has acknowledged, the one ciphertext is gone.
-    for ws in sockets[1:]:
-        await ws.send_json(
-            {
-                "type": "ack",
-                "v": 1,
-                "envelope_ids": [f"{sent['message_id']}.{d.device_id}" for d in others],
-            }
-        )
-    for _ in range(50):
-        if await db["group_payloads"].count_documents({}) == 0:
-            break
-        await asyncio.sleep(0.05)
-    assert await db["group_payloads"].count_documents({}) == 0
+    # Once every recipient has acknowledged, the one ciphertext is purged.
+    for ws in sockets[1:2]:
+        await ws.send_json({"type": "ack", "v": 1, "envelope_ids": [f"{conversation}:2"]})
+        await ws.send_json({"type": "sync", "v": 1, "conversation": conversation, "since": 2})
+        assert (await receive_type(ws, "synced"))["head"] == 2
+    await purge_delivered(server.store, server.clock.now() - timedelta(hours=1))
+    assert "group" in (await messages.find_one({"conversation": conversation, "seq": 2}) or {})
+    for ws in sockets[2:]:
+        await ws.send_json({"type": "ack", "v": 1, "envelope_ids": [f"{conversation}:2"]})
+        await ws.send_json({"type": "sync", "v": 1, "conversation": conversation, "since": 2})
+        assert (await receive_type(ws, "synced"))["head"] == 2
+    # The sender's own device never receives its message: its cursor must not hold the purge.
+    await purge_delivered(server.store, server.clock.now() - timedelta(hours=1))
+    kept = await messages.find_one({"conversation": conversation, "seq": 2})
+    assert kept is not None and "group" not in kept and kept["sender_person"] == sender.person_id
     for ws in sockets:
         await ws.close()
