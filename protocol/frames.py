@@ -95,6 +95,17 @@ def auth_message(origin: str, nonce: bytes) -> bytes:
     return _AUTH_CONTEXT + b"\x00" + origin.encode("utf-8") + b"\x00" + nonce
 
 
+def acknowledgement_message(conversation: str, seq: int, message_id: str, person_id: str) -> bytes:
+    """The bytes a guardian's device signs to acknowledge an announcement.
+
+    ``b"carnet-ack-v1" || 0x00 || conversation || 0x00 || seq (decimal) || 0x00
+    || message id || 0x00 || person id`` (UTF-8): the signature proves which
+    person, from which device, acknowledged which message.
+    """
+    parts = (conversation, str(seq), message_id, person_id)
+    return b"carnet-ack-v1\x00" + b"\x00".join(p.encode("utf-8") for p in parts)
+
+
 # --- server -> device -------------------------------------------------------
 
 

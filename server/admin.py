@@ -24,10 +24,11 @@ from server.auth import require_school, require_token
 from server.directory_csv import parse_directory_csv
 from server.dpo_audit import audit, audit_import
 from server.errors import ApiError, read_model
+from server.services import SERVICES
 from server.state import CLOCK, SETTINGS, STORE
 from storage.directory import ImportSummary, NumberedRecord
 from storage.errors import ImportRejected
-from storage.models import PersonRecord, School
+from storage.models import PersonRecord, School, SchoolSettings
 
 OPERATOR = "operator"
 
@@ -69,7 +70,11 @@ async def import_csv(request: web.Request) -> web.Response:
             for numbered in parse_directory_csv("request", text).records:
                 require_school(grant, numbered.record.uai)
         summary = await import_directory(
-            request.app[STORE], "request", text, request.app[CLOCK].now()
+            request.app[STORE],
+            "request",
+            text,
+            request.app[CLOCK].now(),
+            submit=request.app[SERVICES].sequencer.submit,
         )
     except ImportRejected as exc:
         raise _rejected(exc) from None
@@ -133,9 +138,32 @@ async def delete_person(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def put_school_settings(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    uai = request.match_info["uai"]
+    require_school(grant, uai)
+    body = await read_model(request, SchoolSettings)
+    store = request.app[STORE]
+    if not await store.directory.set_school_settings(uai, body):
+        raise ApiError(ErrorCode.NOT_FOUND, "no such school")
+    request.app[SERVICES].receipts.forget_settings(uai)
+    await audit(request, grant, "school.settings", uai, uai, body.model_dump())
+    return web.json_response(body.model_dump())
+
+
+async def get_school_settings(request: web.Request) -> web.Response:
+    grant = await require_token(request, OPERATOR)
+    uai = request.match_info["uai"]
+    require_school(grant, uai)
+    settings = await request.app[STORE].directory.school_settings(uai)
+    return web.json_response(settings.model_dump())
+
+
 def setup(app: web.Application) -> None:
     app.router.add_post("/v1/admin/directory/import", import_csv)
     app.router.add_post("/v1/admin/directory/people", import_people)
     app.router.add_get("/v1/admin/schools/{uai}/people", school_people)
+    app.router.add_get("/v1/admin/schools/{uai}/settings", get_school_settings)
+    app.router.add_put("/v1/admin/schools/{uai}/settings", put_school_settings)
     app.router.add_post("/v1/admin/people/{person_id}/enrolment-codes", enrolment_code)
     app.router.add_delete("/v1/admin/people/{person_id}", delete_person)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from server.auth import new_token
 from server.codes import EnrolmentCode, generate_code
 from server.directory_csv import parse_directory_csv
+from server.membership import Submit, sync_class_channels
 from storage.database import Store
 from storage.directory import ImportSummary
 from storage.errors import DuplicateKey
@@ -19,14 +20,21 @@ CODE_DRAWS = 8
 """Lookup collisions are rare (20 bits); after this many draws something is wrong."""
 
 
-async def import_directory(store: Store, source: str, text: str, now: datetime) -> ImportSummary:
-    """Validate then import a directory CSV, all or nothing.
+async def import_directory(
+    store: Store, source: str, text: str, now: datetime, submit: Submit | None = None
+) -> ImportSummary:
+    """Validate then import a directory CSV, all or nothing; then bring the
+    class channels of the schools it touched in line (when ``submit`` is given).
 
     Raises:
         ImportRejected: the file is invalid; nothing was written.
     """
     parsed = parse_directory_csv(source, text)
-    return await store.directory.apply_import(source, parsed.records, parsed.schools, now)
+    summary = await store.directory.apply_import(source, parsed.records, parsed.schools, now)
+    if submit is not None:
+        classes = await store.conversations.class_ids_of_schools(summary.uais)
+        await sync_class_channels(store, submit, now, classes)
+    return summary
 
 
 async def issue_enrolment_code(

@@ -9,7 +9,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from server import admin, conversations_api, devices_api, enrol, gateway, ops
+from server import (
+    admin,
+    attachments_api,
+    conversations_api,
+    devices_api,
+    enrol,
+    gateway,
+    ops,
+    receipts_api,
+    web_app,
+)
 from server.background import run_services
 from server.clock import Clock, SystemClock
 from server.config import Settings
@@ -45,8 +55,11 @@ def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> 
     ops.setup(app)
     devices_api.setup(app)
     conversations_api.setup(app)
+    receipts_api.setup(app)
+    attachments_api.setup(app)
     enrol.setup(app)
     admin.setup(app)
     setup_dpo_api(app)
     gateway.setup(app)
+    web_app.setup(app)
     return app

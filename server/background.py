@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from server.fanout import Fanout
+from server.receipts import Receipts
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
@@ -58,6 +59,7 @@ async def _purge_loop(store: Store, services: Services, stop: asyncio.Event) -> 
         started = services.clock.now()
         try:
             await purge_delivered(store, since - PURGE_EVERY)
+            await store.attachments.purge_expired(started)
             since = started
         except (DatabaseUnavailable, DriverError) as exc:
             log.warning("purge of delivered ciphertext failed: %s", type(exc).__name__)
@@ -70,6 +72,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     sequencer = Sequencer(
         store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
     )
+    receipts = Receipts(store, app[HUB], app[CLOCK], node)
     services = Services(
         settings=settings,
         store=store,
@@ -78,6 +81,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         hub=app[HUB],
         fanout=fanout,
         sequencer=sequencer,
+        receipts=receipts,
         franking=app[FRANKING],
         sessions=app[SESSIONS],
     )
@@ -87,7 +91,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     async def serve() -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(sequencer.run())
-            group.create_task(fanout.follow(store, node, stop))
+            group.create_task(fanout.follow(store, node, stop, receipts))
             group.create_task(_purge_loop(store, services, stop))
 
     task = asyncio.create_task(serve(), name=f"carnet-services-{node}")

@@ -12,7 +12,7 @@ import logging
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,12 @@ from server.clock import SystemClock
 from server.config import ConfigError, Settings, load_settings
 from server.demo import demo_file, describe, load_demo
 from server.dpo_cli import add_dpo_commands, run_dpo_command
+from server.metrics import Metrics
 from server.runtime import open_store
+from server.sequencer import Sequencer
+from storage.database import Store
 from storage.errors import ImportRejected, StorageError
+from storage.ids import new_id
 
 log = logging.getLogger("carnet")
 
@@ -111,7 +115,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await run_dpo_command(args, store, settings, clock.now())
         if args.command == "directory":
             text = args.file.read_text(encoding="utf-8")
-            summary = await import_directory(store, str(args.file), text, clock.now())
+            summary = await import_with_channel_sync(store, str(args.file), text, clock.now())
             print(
                 f"imported {args.file}: {summary.people_created} people created,"
                 f" {summary.people_updated} updated, {summary.classes} classes"
@@ -131,6 +135,20 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             enrolment, expires_at = await issue_enrolment_code(store, person.id, clock.now(), days)
             print(f"{enrolment.text}  ({person.display_name}, expires {expires_at:%Y-%m-%d})")
     return 0
+
+
+async def import_with_channel_sync(store: Store, source: str, text: str, now: datetime) -> Any:
+    """Import a directory file, then sync class channels through a short-lived
+    sequencer of this process (a live server delivers its events by change stream)."""
+    metrics = Metrics()
+    sequencer = Sequencer(store, new_id("cli", 6), timedelta(days=30), lambda docs: None, metrics)
+    async with asyncio.TaskGroup() as group:
+        group.create_task(sequencer.run())
+        await asyncio.sleep(0)
+        try:
+            return await import_directory(store, source, text, now, submit=sequencer.submit)
+        finally:
+            sequencer.close()
 
 
 async def serve(settings: Settings, demo: bool = False) -> None:

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     bad_frames_before_close: Annotated[int, Field(ge=1, le=1000)] = 10
     catch_up_page: Annotated[int, Field(ge=1, le=10_000)] = 200
     undelivered_days: Annotated[int, Field(ge=1, le=365)] = 30
+    max_attachment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * KIB)] = 25 * 1024 * KIB
 
     enrol_code_days: Annotated[int, Field(ge=1, le=90)] = 14
     enrol_attempts_per_code: Annotated[int, Field(ge=1, le=20)] = 5

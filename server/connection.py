@@ -88,6 +88,7 @@ class DeviceConnection:
         self.ordering: OrderingBuffer[Item] = OrderingBuffer()
         self.device: Device | None = None
         self.device_id = ""
+        self.person_id = ""
         self.live = False
         self._bad_frames = 0
         self._superseded = asyncio.Event()
@@ -102,7 +103,7 @@ class DeviceConnection:
         device = await self._authenticate()
         if device is None:
             return
-        self.device, self.device_id = device, device.id
+        self.device, self.device_id, self.person_id = device, device.id, device.person_id
         self.lifecycle.move(ConnectionState.AUTHENTICATED)
         previous = self.s.hub.attach(self)
         if previous is not None:
@@ -307,7 +308,9 @@ class DeviceConnection:
             elif isinstance(frame, SyncFrame):
                 await self._on_sync(frame)
             elif isinstance(frame, ReadFrame):
-                pass  # read receipts: docs/protocol.md, "Receipts"
+                await self.s.receipts.record(
+                    self.person_id, {frame.conversation: frame.seq}, "read"
+                )
             else:
                 await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "already authenticated"))
         except (DatabaseUnavailable, DriverError):
@@ -395,6 +398,7 @@ class DeviceConnection:
             conversation, _, seq = envelope.rpartition(":")
             highest[conversation] = max(highest[conversation], int(seq))
         await self.store.cursors.advance(self.device_id, highest, self.s.clock.now())
+        await self.s.receipts.record(self.person_id, highest, "delivered")
 
     async def _on_sync(self, frame: SyncFrame) -> None:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)

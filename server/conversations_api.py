@@ -22,18 +22,16 @@ from typing import Annotated, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import ErrorCode, MembershipEvent
+from protocol import ErrorCode
 from protocol.frames import Identifier
 from server.devices_api import require_device
 from server.errors import ApiError, read_model
+from server.membership import EventAction, class_members, write_event
 from server.services import SERVICES, Services
 from storage.conversations import Conversation, ConversationKind
-from storage.ids import new_id
-from storage.messages import NewMessage
 from storage.models import Device, Person, Role
 
 MAX_MEMBERS = 1000
-EventAction = Literal["created", "added", "removed", "left", "synced"]
 ADULT_STAFF = frozenset({Role.TEACHER, Role.STAFF, Role.DIRECTOR})
 
 
@@ -82,24 +80,14 @@ async def record_event(
     members: Sequence[str],
     also_notify: Sequence[str] = (),
 ) -> None:
-    """Write a membership event into the conversation for every concerned device."""
-    people = sorted({*members, *also_notify})
-    devices = await services.store.enrolment.devices_of_people(people)
-    event = MembershipEvent(action=action, persons=list(persons), by=by, members=list(members))
-    await services.sequencer.submit(
-        NewMessage(
-            message_id=new_id("e"),
-            conversation=conversation.id,
-            sender_device="server",
-            sender_person=by or "server",
-            created_at=services.clock.now(),
-            event=event.model_dump(mode="json"),
-            event_devices=tuple(d.id for d in devices),
-        )
-    )
+    """Write a membership event into the conversation (see ``server.membership``)."""
+    await write_event(
+        services.store, services.sequencer.submit, services.clock.now(), conversation.id,
+        action, persons, by, members, also_notify,
+    )  # fmt: skip
 
 
-async def _me(request: web.Request) -> tuple[Device, Person]:
+async def requester(request: web.Request) -> tuple[Device, Person]:
     device = await require_device(request)
     person = await request.app[SERVICES].store.directory.person(device.person_id)
     if person is None:
@@ -117,16 +105,9 @@ async def _people(services: Services, ids: Sequence[str], uai: str) -> list[Pers
     return found
 
 
-async def _class_members(services: Services, class_id: str) -> list[str]:
-    pupils_and_teachers = await services.store.directory.people_in_class(class_id)
-    pupils = [p.id for p in pupils_and_teachers if p.role == Role.PUPIL]
-    parents = await services.store.directory.parents_of(pupils)
-    return [p.id for p in pupils_and_teachers] + [p.id for p in parents]
-
-
 async def create(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    _device, me = await _me(request)
+    _device, me = await requester(request)
     body = await read_model(request, CreateConversation)
     kind = ConversationKind(body.kind)
     owners = [me.id]
@@ -142,7 +123,7 @@ async def create(request: web.Request) -> web.Response:
             raise ApiError(ErrorCode.NOT_ALLOWED, "you do not teach this class")
         if not body.class_id.startswith(me.uai + "/"):
             raise ApiError(ErrorCode.NOT_FOUND, "no such class in your school")
-        members = [me.id, *await _class_members(services, body.class_id)]
+        members = [me.id, *await class_members(services.store, body.class_id)]
     else:
         members = [me.id, *(p.id for p in await _people(services, body.members, me.uai))]
     members = list(dict.fromkeys(members))
@@ -173,7 +154,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_mine(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    device, me = await _me(request)
+    device, me = await requester(request)
     cursors = await services.store.cursors.of_device(device.id)
     conversations = await services.store.conversations.of_person(me.id)
     return web.json_response(
@@ -181,7 +162,7 @@ async def list_mine(request: web.Request) -> web.Response:
     )
 
 
-async def _member_conversation(request: web.Request, me: Person) -> Conversation:
+async def member_conversation(request: web.Request, me: Person) -> Conversation:
     conversation = await request.app[SERVICES].store.conversations.get(request.match_info["id"])
     if conversation is None or me.id not in conversation.members:
         raise ApiError(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you")
@@ -189,16 +170,16 @@ async def _member_conversation(request: web.Request, me: Person) -> Conversation
 
 
 async def get_one(request: web.Request) -> web.Response:
-    device, me = await _me(request)
-    conversation = await _member_conversation(request, me)
+    device, me = await requester(request)
+    conversation = await member_conversation(request, me)
     cursors = await request.app[SERVICES].store.cursors.of_device(device.id)
     return web.json_response(conversation_json(conversation, cursors.get(conversation.id, 0)))
 
 
 async def add_member(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    _device, me = await _me(request)
-    conversation = await _member_conversation(request, me)
+    _device, me = await requester(request)
+    conversation = await member_conversation(request, me)
     if me.id not in conversation.owners or conversation.kind == ConversationKind.DIRECT:
         raise ApiError(ErrorCode.NOT_ALLOWED, "only the conversation's owners add members")
     body = await read_model(request, AddMember)
@@ -216,8 +197,8 @@ async def add_member(request: web.Request) -> web.Response:
 
 async def remove_member(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    _device, me = await _me(request)
-    conversation = await _member_conversation(request, me)
+    _device, me = await requester(request)
+    conversation = await member_conversation(request, me)
     person_id = request.match_info["person_id"]
     leaving = person_id == me.id
     if not leaving and me.id not in conversation.owners:

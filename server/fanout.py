@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 from protocol import DeliverFrame, EventFrame, MembershipEvent, dump_frame
 from server.hub import Hub
 from server.metrics import Metrics
+from server.receipts import Receipts
 from storage.database import Store
 from storage.messages import StoredMessage, view_for
 
@@ -80,26 +81,49 @@ class Fanout:
                 )
                 self._metrics.deliveries.labels(path).inc()
 
-    async def follow(self, store: Store, node: str, stop: asyncio.Event) -> None:
-        """Deliver what other nodes store, until ``stop`` is set.
+    async def follow(
+        self, store: Store, node: str, stop: asyncio.Event, receipts: Receipts | None = None
+    ) -> None:
+        """Deliver what other nodes store (messages, receipts) until ``stop`` is set.
 
-        Resumes after a driver error from the last resume token, with a
-        bounded backoff; every restart is logged.
+        One change stream on the database, filtered to the collections that
+        carry live traffic and to documents written by other nodes. Resumes
+        after a driver error from the last resume token, with a bounded
+        backoff; every restart is logged.
         """
-        pipeline = [{"$match": {"operationType": "insert", "fullDocument.node": {"$ne": node}}}]
+        pipeline = [
+            {
+                "$match": {
+                    "operationType": {"$in": ["insert", "update", "replace"]},
+                    "ns.coll": {"$in": ["messages", "receipts"]},
+                    "fullDocument.node": {"$ne": node},
+                }
+            }
+        ]
         resume: Any = None
         failures = 0
         while not stop.is_set():
             try:
-                async with await store.messages.collection.watch(
-                    pipeline, resume_after=resume, max_await_time_ms=500
+                async with await store.db.watch(
+                    pipeline,
+                    resume_after=resume,
+                    max_await_time_ms=500,
+                    full_document="updateLookup",
                 ) as stream:
                     failures = 0
                     while not stop.is_set():
                         change = await stream.try_next()
-                        if change is not None:
-                            resume = stream.resume_token
-                            self.deliver([change["fullDocument"]], path="stream")
+                        if change is None:
+                            continue
+                        resume = stream.resume_token
+                        doc = change.get("fullDocument")
+                        if doc is None:
+                            continue
+                        if change["ns"]["coll"] == "messages":
+                            if change["operationType"] == "insert":
+                                self.deliver([doc], path="stream")
+                        elif receipts is not None and "kind" in doc:
+                            await self._remote_receipt(store, receipts, doc)
             except PyMongoError as exc:
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
@@ -110,3 +134,11 @@ class Fanout:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
                     continue
+
+    async def _remote_receipt(self, store: Store, receipts: Receipts, doc: Doc) -> None:
+        conversation = await store.conversations.get(doc["conversation"])
+        if conversation is not None:
+            receipts.tell(
+                list(conversation.members), conversation.id, doc["person_id"], doc["kind"],
+                int(doc["seq"]), doc["at"],
+            )  # fmt: skip

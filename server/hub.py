@@ -12,6 +12,7 @@ from typing import Protocol
 
 class LiveConnection(Protocol):
     device_id: str
+    person_id: str
 
     def deliver_live(self, conversation: str, seq: int, kind: str, text: str) -> None: ...
 
@@ -23,6 +24,7 @@ class LiveConnection(Protocol):
 class Hub:
     def __init__(self) -> None:
         self._connections: dict[str, LiveConnection] = {}
+        self._by_person: dict[str, set[str]] = {}
 
     def __len__(self) -> int:
         return len(self._connections)
@@ -31,11 +33,16 @@ class Hub:
         """Register ``connection``; returns the one it replaces, if any."""
         previous = self._connections.get(connection.device_id)
         self._connections[connection.device_id] = connection
+        self._by_person.setdefault(connection.person_id, set()).add(connection.device_id)
         return previous
 
     def detach(self, connection: LiveConnection) -> None:
         if self._connections.get(connection.device_id) is connection:
             del self._connections[connection.device_id]
+            devices = self._by_person.get(connection.person_id, set())
+            devices.discard(connection.device_id)
+            if not devices:
+                self._by_person.pop(connection.person_id, None)
 
     def get(self, device_id: str) -> LiveConnection | None:
         return self._connections.get(device_id)
@@ -47,6 +54,15 @@ class Hub:
             return False
         connection.notify(kind, text)
         return True
+
+    def of_people(self, person_ids: list[str]) -> list[LiveConnection]:
+        """Connections of these people's devices held by this node."""
+        return [
+            self._connections[d]
+            for p in person_ids
+            for d in self._by_person.get(p, ())
+            if d in self._connections
+        ]
 
     def connections(self) -> list[LiveConnection]:
         return list(self._connections.values())

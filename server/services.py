@@ -13,6 +13,7 @@ from server.device_sessions import DeviceSessions
 from server.fanout import Fanout
 from server.hub import Hub
 from server.metrics import Metrics
+from server.receipts import Receipts
 from server.sequencer import Sequencer
 from storage.database import Store
 
@@ -26,6 +27,7 @@ class Services:
     hub: Hub
     fanout: Fanout
     sequencer: Sequencer
+    receipts: Receipts
     franking: FrankingKeyring
     sessions: DeviceSessions
 

@@ -142,6 +142,14 @@ class ConversationRepository:
         cursor = self._conversations.find({"class_id": class_id, "archived_at": None})
         return [_conversation(doc) async for doc in cursor]
 
+    async def class_ids_of_schools(self, uais: Sequence[str]) -> list[str]:
+        """Classes of these schools that have a live class channel."""
+        cursor = self._conversations.find(
+            {"uai": {"$in": list(uais)}, "kind": ConversationKind.CLASS.value, "archived_at": None},
+            {"class_id": 1},
+        )
+        return sorted({doc["class_id"] async for doc in cursor if doc.get("class_id")})
+
     async def active_since(self, since: datetime) -> AsyncIterator[Conversation]:
         """Conversations that received something since ``since``."""
         async for doc in self._conversations.find({"updated_at": {"$gte": since}}):

@@ -14,6 +14,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from storage.attachments import AttachmentRepository
 from storage.audit import AuditLog
 from storage.breach import BreachScope
 from storage.conversations import ConversationRepository
@@ -25,7 +26,9 @@ from storage.errors import DatabaseUnavailable
 from storage.leases import LeaseRepository
 from storage.legal_holds import LegalHoldRepository
 from storage.messages import MessageRepository
+from storage.moderation import ModerationRepository
 from storage.prekeys import PrekeyRepository
+from storage.receipts import ReceiptRepository
 from storage.retention import RetentionRepository
 from storage.server_keys import ServerKeyRepository
 from storage.subjects import SubjectRepository
@@ -64,6 +67,8 @@ class Store:
         self.conversations = ConversationRepository(self.db)
         self.messages = MessageRepository(self.db)
         self.cursors = CursorRepository(self.db)
+        self.receipts = ReceiptRepository(self.db)
+        self.attachments = AttachmentRepository(self.db)
         self.throttle = ThrottleRepository(self.db)
         self.prekeys = PrekeyRepository(self.db)
         self.server_keys = ServerKeyRepository(self.db)
@@ -74,6 +79,7 @@ class Store:
         self.dpo_requests = RequestRepository(self.db)
         self.subjects = SubjectRepository(self.db)
         self.breach = BreachScope(self.db)
+        self.moderation = ModerationRepository(self.db)
 
     @classmethod
     async def connect(cls, uri: str, db_name: str, options: StoreOptions | None = None) -> Store:
@@ -114,6 +120,8 @@ class Store:
                 self.conversations,
                 self.messages,
                 self.cursors,
+                self.receipts,
+                self.attachments,
                 self.throttle,
                 self.prekeys,
                 self.server_keys,
@@ -124,6 +132,7 @@ class Store:
                 self.dpo_requests,
                 self.subjects,
                 self.breach,
+                self.moderation,
             ):
                 await repository.create_indexes()
         except PyMongoError as exc:

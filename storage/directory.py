@@ -26,7 +26,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from storage.errors import ImportRejected, RowProblem
 from storage.ids import new_id
-from storage.models import Person, PersonRecord, Role, School
+from storage.models import Person, PersonRecord, Role, School, SchoolSettings
 
 Doc = dict[str, Any]
 
@@ -43,6 +43,8 @@ class ImportSummary:
     classes: int
     people_created: int
     people_updated: int
+    uais: tuple[str, ...] = ()
+    """The schools the import touched."""
 
 
 @dataclass(frozen=True)
@@ -92,9 +94,24 @@ class DirectoryRepository:
             return None
         return School(uai=doc["_id"], name=doc["name"], timezone=doc["timezone"])
 
+    async def school_settings(self, uai: str) -> SchoolSettings:
+        doc = await self._schools.find_one({"_id": uai}, {"settings": 1})
+        return SchoolSettings.model_validate((doc or {}).get("settings") or {})
+
+    async def set_school_settings(self, uai: str, settings: SchoolSettings) -> bool:
+        result = await self._schools.update_one(
+            {"_id": uai}, {"$set": {"settings": settings.model_dump()}}
+        )
+        return result.matched_count == 1
+
     async def person(self, person_id: str) -> Person | None:
         doc = await self._people.find_one({"_id": person_id})
         return _person(doc) if doc else None
+
+    async def people(self, person_ids: Sequence[str]) -> list[Person]:
+        """The people with these ids that exist, in no particular order."""
+        cursor = self._people.find({"_id": {"$in": list(dict.fromkeys(person_ids))}})
+        return [_person(doc) async for doc in cursor]
 
     async def person_by_external_id(self, uai: str, external_id: str) -> Person | None:
         doc = await self._people.find_one({"uai": uai, "external_id": external_id})
@@ -217,6 +234,7 @@ class DirectoryRepository:
             classes=len(class_names),
             people_created=result.upserted_count,
             people_updated=result.matched_count,
+            uais=tuple(sorted({n.record.uai for n in records})),
         )
 
     async def _link_children(

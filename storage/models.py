@@ -49,6 +49,17 @@ class School(BaseModel):
     timezone: str = "Europe/Paris"
 
 
+class SchoolSettings(BaseModel):
+    """What a school chooses to reveal and allow (docs/protocol.md, "Receipts")."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    delivered_receipts: bool = True
+    """Senders see how far each member has received a conversation."""
+    read_receipts: bool = True
+    """Senders see how far each member has read a conversation."""
+
+
 class PersonRecord(BaseModel):
     """One person as an import (CSV or REST) describes them, before ids exist."""
 
