@@ -116,10 +116,10 @@ class Device:
         self.tasks = []
 
     async def _reader(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        stats = self.worker.stats
         async for msg in ws:  # ends when the socket closes (bounded by the watchdog)
             if msg.type != aiohttp.WSMsgType.TEXT:
                 continue
+            stats = self.worker.stats  # the current phase's counters (reset replaces them)
             frame = json.loads(msg.data)
             kind = frame.get("type")
             if kind == "sent":
@@ -132,7 +132,7 @@ class Device:
                 if frame.get("ref"):
                     self.window.release()
         if ws.close_code not in (None, 1000) and self.ws is ws:
-            stats.errors[f"close_{ws.close_code}"] += 1
+            self.worker.stats.errors[f"close_{ws.close_code}"] += 1
 
     def _on_deliver(self, frame: dict[str, Any]) -> None:
         stats = self.worker.stats

@@ -8,6 +8,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+_IDLE = ("epoll_wait", "wait4", "select (", "poll (", "futex", "nanosleep")
+
 
 def start_py_spy(pid: int, output: Path, seconds: float, native: bool) -> subprocess.Popen[bytes]:
     """``py-spy record`` of ``pid`` for ``seconds`` into ``output`` (collapsed stacks).
@@ -29,7 +31,6 @@ def start_py_spy(pid: int, output: Path, seconds: float, native: bool) -> subpro
         "raw",
         "--output",
         str(output),
-        "--nonblocking",
     ]
     if native:
         argv.append("--native")
@@ -37,7 +38,7 @@ def start_py_spy(pid: int, output: Path, seconds: float, native: bool) -> subpro
 
 
 def top_costs(collapsed: Path, limit: int = 25) -> dict[str, list[tuple[str, float]]]:
-    """Self and inclusive shares (percent of samples) of each frame."""
+    """Self and inclusive shares (percent of busy samples) of each frame."""
     own: Counter[str] = Counter()
     inclusive: Counter[str] = Counter()
     total = 0
@@ -46,6 +47,8 @@ def top_costs(collapsed: Path, limit: int = 25) -> dict[str, list[tuple[str, flo
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
+        if any(idle in stack.rsplit(";", 1)[-1] for idle in _IDLE):
+            continue  # waiting, not working
         frames = [f.split(" (")[0] + " " + _where(f) for f in stack.split(";")]
         total += count
         own[frames[-1]] += count
