@@ -8,12 +8,16 @@ Usage::
 With ``--code`` it enrols a new device and creates the keystore (new passphrase,
 asked twice); otherwise it unlocks the keystore. The passphrase comes from
 ``CARNET_PASSPHRASE`` if set, else from the terminal. It lists the school
-directory; ``/to <number or person id>`` picks the recipient, every other line is
-sent to them, incoming messages are printed with the sender's name and time.
-``/who`` lists the directory again, ``/quit`` (or end of input) leaves.
+directory; ``/to <number or person id>`` picks a person (their direct
+conversation), ``/group <name> <p1>,<p2>,...`` creates a group conversation with
+those people (numbers or ids) and writes there; every other line is sent to the
+current conversation. Incoming messages are printed with the sender's name and
+time, membership changes and expired messages as notices. ``/who`` lists the
+directory again, ``/quit`` (or end of input) leaves.
 
 The parsing and formatting are pure functions (:func:`parse_command`,
-:func:`format_message`) so they are tested without a terminal.
+:func:`parse_group`, :func:`format_message`, :func:`format_event`) so they are
+tested without a terminal.
 """
 
 from __future__ import annotations
@@ -30,16 +34,19 @@ from pathlib import Path
 
 from client.client import Client
 from client.errors import ClientError
+from client.handle import ConversationHandle
 from client.http import Person
-from client.messages import Message
+from client.messages import Event, ExpiredMessages, Message
 
 __all__ = [
     "BRIDGE_WARNING",
     "Command",
     "add_chat_arguments",
+    "format_event",
     "format_message",
     "main",
     "parse_command",
+    "parse_group",
     "run_chat",
 ]
 
@@ -48,7 +55,8 @@ BRIDGE_WARNING = "not end-to-end encrypted beyond the school's server (email bri
 
 @dataclass(frozen=True)
 class Command:
-    """One input line: ``kind`` is ``to``, ``who``, ``quit``, ``say`` or ``unknown``."""
+    """One input line: ``kind`` is ``to``, ``group``, ``who``, ``quit``, ``say`` or
+    ``unknown``."""
 
     kind: str
     argument: str = ""
@@ -69,7 +77,7 @@ def parse_command(line: str) -> Command | None:
     if not text.startswith("/"):
         return Command("say", text)
     name, _, argument = text[1:].partition(" ")
-    if name in ("to", "who", "quit"):
+    if name in ("to", "group", "who", "quit"):
         return Command(name, argument.strip())
     return Command("unknown", name)
 
@@ -87,6 +95,44 @@ def resolve_recipient(argument: str, people: Sequence[Person]) -> Person | None:
     if argument.isdigit() and 1 <= int(argument) <= len(people):
         return people[int(argument) - 1]
     return next((p for p in people if p.person_id == argument), None)
+
+
+def parse_group(argument: str, people: Sequence[Person]) -> tuple[str, list[Person]] | None:
+    """Parse ``/group <name> <p1>,<p2>,...`` (numbers or person ids).
+
+    Args:
+        argument: What followed ``/group``.
+        people: The numbered directory.
+
+    Returns:
+        The title and the people, or ``None`` if malformed or someone is unknown.
+    """
+    title, _, listed = argument.strip().rpartition(" ")
+    if not title.strip() or not listed:
+        return None
+    chosen = [resolve_recipient(item.strip(), people) for item in listed.split(",")]
+    found = [p for p in chosen if p is not None]
+    if len(found) != len(chosen) or not found:
+        return None
+    return title.strip(), found
+
+
+def format_event(event: Event, names: Mapping[str, str]) -> str:
+    """One printed notice for a membership change or expired messages.
+
+    Args:
+        event: The event.
+        names: Person id to display name.
+
+    Returns:
+        ``* ...`` line.
+    """
+    if isinstance(event, ExpiredMessages):
+        count = event.to_seq - event.from_seq + 1
+        return f"* {count} message(s) in {event.conversation} expired before reaching you"
+    who = ", ".join(names.get(p, p) for p in event.persons)
+    by = f" by {names.get(event.by, event.by)}" if event.by else ""
+    return f"* {event.conversation}: {event.action} {who}{by}"
 
 
 def format_message(message: Message, names: Mapping[str, str], tz: tzinfo | None = None) -> str:
@@ -108,7 +154,7 @@ def format_message(message: Message, names: Mapping[str, str], tz: tzinfo | None
         who = f"you (other device) -> {target}"
     else:
         who = sender
-    where = f" @{message.conversation}" if message.group and message.conversation else ""
+    where = f" @{message.conversation}" if message.group else ""
     warning = f" [{BRIDGE_WARNING}]" if message.sender_kind == "email-bridge" else ""
     return f"[{moment:%H:%M}] {who}{where}: {message.body}{warning}"
 
@@ -172,9 +218,10 @@ async def _converse(client: Client, lines: asyncio.StreamReader) -> int:
     people = [p for p in await client.directory() if p.person_id != client.person_id]
     names = {p.person_id: p.name for p in people}
     _print_directory(people)
-    recipient: Person | None = None
+    target: ConversationHandle | None = None
     async with asyncio.TaskGroup() as group:
         printer = group.create_task(_print_incoming(client, names))
+        notices = group.create_task(_print_events(client, names))
         while True:
             raw = await lines.readline()
             if not raw:
@@ -187,27 +234,33 @@ async def _converse(client: Client, lines: asyncio.StreamReader) -> int:
             if command.kind == "who":
                 _print_directory(people)
             elif command.kind == "to":
-                recipient = await _choose(client, command.argument, people) or recipient
+                target = await _choose(client, command.argument, people) or target
+            elif command.kind == "group":
+                target = await _group(client, command.argument, people) or target
             elif command.kind == "unknown":
-                print(f"unknown command /{command.argument}: /to, /who, /quit")
-            elif recipient is None:
-                print("choose a recipient first: /to <number>")
+                print(f"unknown command /{command.argument}: /to, /group, /who, /quit")
+            elif target is None:
+                print("choose a conversation first: /to <number> or /group <name> <numbers>")
             else:
                 try:
-                    await client.send_to_person(recipient.person_id, command.argument)
+                    await target.send(command.argument)
                 except (ClientError, TimeoutError) as exc:
                     print(f"not sent: {exc}")
         printer.cancel()
+        notices.cancel()
     return 0
 
 
-async def _choose(client: Client, argument: str, people: Sequence[Person]) -> Person | None:
+async def _choose(
+    client: Client, argument: str, people: Sequence[Person]
+) -> ConversationHandle | None:
     person = resolve_recipient(argument, people)
     if person is None:
         print(f"no such person: {argument!r}")
         return None
     try:
         contact = await client.contact(person.person_id, refresh=True)
+        conversation = await client.direct(person.person_id)
     except ClientError as exc:
         print(f"cannot reach {person.name}: {exc}")
         return None
@@ -216,7 +269,31 @@ async def _choose(client: Client, argument: str, people: Sequence[Person]) -> Pe
     if contact.has_email_bridge:
         print(f"warning: {person.name} reads by email: {BRIDGE_WARNING}")
     print(f"now writing to {person.name}")
-    return person
+    return conversation
+
+
+async def _group(
+    client: Client, argument: str, people: Sequence[Person]
+) -> ConversationHandle | None:
+    parsed = parse_group(argument, people)
+    if parsed is None:
+        print("usage: /group <name> <number or id>,<number or id>,...")
+        return None
+    title, members = parsed
+    try:
+        conversation = await client.create_group([p.person_id for p in members], title)
+    except ClientError as exc:
+        print(f"cannot create the group: {exc}")
+        return None
+    for person in members:
+        try:
+            contact = await client.contact(person.person_id)
+        except ClientError:
+            continue
+        if contact.has_email_bridge:
+            print(f"warning: {person.name} reads by email: {BRIDGE_WARNING}")
+    print(f"now writing to group {title} ({conversation.id})")
+    return conversation
 
 
 async def _print_incoming(client: Client, names: Mapping[str, str]) -> None:
@@ -225,6 +302,14 @@ async def _print_incoming(client: Client, names: Mapping[str, str]) -> None:
             print(format_message(message, names), flush=True)
     except ClientError as exc:
         print(f"connection lost: {exc}", flush=True)
+
+
+async def _print_events(client: Client, names: Mapping[str, str]) -> None:
+    try:
+        async for event in client.events():
+            print(format_event(event, names), flush=True)
+    except ClientError:
+        pass  # reported by _print_incoming
 
 
 def _print_directory(people: Sequence[Person]) -> None:

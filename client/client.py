@@ -4,7 +4,8 @@ Life cycle::
 
     client = await Client.enrol(url, code, path, passphrase)   # or Client.load(path, ...)
     async with client:                                          # connect, publish prekeys
-        await client.send_to_person(person_id, "Bonjour")
+        direct = await client.direct(person_id)                 # or client.create_group(...)
+        await direct.send("Bonjour")
         async for message in client.messages():
             ...
 
@@ -15,11 +16,14 @@ drop. 1008 (policy) and 4001 (superseded by a newer connection of this device) e
 the client. All key material is changed under one lock and saved to the keystore
 before anything leaves the client (a crash can lose a message, never a key).
 
-Delivery (docs/sdk.md, "At least once"): each ``deliver`` is decrypted, the state
-saved with its envelope id in ``seen``, the message queued for :meth:`messages`,
-then acknowledged. A redelivered envelope id is acknowledged and dropped. An
-undecryptable envelope is counted, recorded in :attr:`Client.failures` and
-acknowledged. Sends are kept in the keystore until their ``sent`` frame arrives and
+Delivery (docs/sdk.md, "At least once"): the server delivers each conversation in
+seq order and acknowledgements are cumulative per conversation. Each ``deliver``
+or ``event`` is processed (:mod:`client.inbound`), the state saved with its
+envelope id in ``seen``, the frame acknowledged, then the message or event queued
+for :meth:`Client.messages` / :meth:`Client.events`. A redelivered envelope id is
+acknowledged and dropped (counted in :attr:`Client.duplicates`). An undecryptable
+envelope is counted, recorded in :attr:`Client.failures` and acknowledged: nothing
+is held back. Sends are kept in the keystore until their ``sent`` frame arrives and
 resent with the same client message id after a reconnect (idempotent on the server).
 """
 
@@ -29,41 +33,48 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from client.content import (
-    SenderKeyContent,
-    TextContent,
-    decode_body,
-    direct_conversation_id,
-    encode_body,
-)
+from client.conversations import DIRECT, ConversationInfo
 from client.errors import ApiError, ClientError, ConnectionFailed, NoDevices, SendRefused
-from client.http import BRIDGE_KIND, Contact, HttpApi, Person
+from client.handle import ConversationHandle
+from client.http import Contact, HttpApi, Person
+from client.inbound import apply_event, open_deliver
 from client.keystore import MODERATE, KdfLimits, Keystore
-from client.messages import DecryptFailure, FrankingEvidence, Message, SentReceipt
+from client.messages import (
+    DecryptFailure,
+    Event,
+    ExpiredMessages,
+    FrankingEvidence,
+    Message,
+    SentReceipt,
+)
+from client.outbound import build_send
+from client.recipients import DeviceDirectory
 from client.state import DeviceState
 from client.transport import open_connection
-from crypto import DeviceKeys, InvalidMessage, frank, open_franked
+from crypto import DeviceKeys, InvalidMessage
 from crypto.encoding import b64url_encode
 from crypto.keys import OneTimePreKey
 from protocol import (
     AckFrame,
     DeliverFrame,
-    EnvelopeIn,
     ErrorFrame,
-    GroupPayload,
+    EventFrame,
+    ExpiredFrame,
     PrekeysLowFrame,
     ProtocolError,
     SendFrame,
     SentFrame,
+    SyncedFrame,
+    SyncFrame,
     dump_frame,
     parse_server_frame,
 )
@@ -72,6 +83,7 @@ __all__ = ["Client"]
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 Clock = Callable[[], float]
 """Seconds since the epoch (``time.time``); tests inject their own."""
 
@@ -79,7 +91,10 @@ RECONNECT_CODES = frozenset({1000, 1001, 1006, 1011, 1012, 1013, 4002})
 """Close codes after which the client reconnects; others end it (1008, 4001, ...)."""
 PREKEY_BATCH = 100
 SIGNED_PREKEY_LIFETIME = 7 * 24 * 3600
-MAX_WAITING_GROUP = 1000
+MAX_EVENTS = 1000
+"""Events kept for the application; past that the oldest are dropped (logged)."""
+RETRY_CODES = frozenset({"not_a_member", "unknown_device"})
+"""A send refused with these is rebuilt once from fresh membership and device lists."""
 
 
 class Client:
@@ -97,7 +112,7 @@ class Client:
         backoff_initial: float = 0.2,
         backoff_max: float = 10.0,
         send_timeout: float = 30.0,
-        device_cache_seconds: float = 300.0,
+        device_cache_seconds: float = 60.0,
     ) -> None:
         """Wrap a device state; use :meth:`enrol` or :meth:`load` instead.
 
@@ -111,8 +126,8 @@ class Client:
             backoff_initial: First reconnect delay, doubled each attempt.
             backoff_max: Largest reconnect delay.
             send_timeout: Seconds a send waits for its ``sent`` frame.
-            device_cache_seconds: How long a person's device list is reused (each
-                listing consumes one-time prekeys of their devices).
+            device_cache_seconds: How long a person's device list is reused (listing
+                consumes nothing; a device enrolled meanwhile is missed that long).
         """
         self.state = state
         self.keystore = keystore
@@ -125,6 +140,8 @@ class Client:
         self.send_timeout = send_timeout
         self.device_cache_seconds = device_cache_seconds
         self.failures: list[DecryptFailure] = []
+        self.duplicates = 0
+        """Redelivered envelopes dropped (already processed; at-least-once delivery)."""
         self.session_token = ""
         self._lock = asyncio.Lock()
         self._http_session: aiohttp.ClientSession | None = None
@@ -134,10 +151,13 @@ class Client:
         self._closing = False
         self._fatal: ClientError | None = None
         self._inbox: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._events: asyncio.Queue[Event | None] = asyncio.Queue()
         self._waiters: dict[str, asyncio.Future[SentReceipt]] = {}
+        self._syncs: dict[str, asyncio.Future[int]] = {}
         self._send_devices: dict[str, tuple[tuple[str, ...], bool]] = {}
-        self._contacts: dict[str, tuple[float, Contact]] = {}
-        self._waiting_group: dict[tuple[str, str], list[DeliverFrame]] = {}
+        self._devices = DeviceDirectory(
+            state, lambda: (self.api, self.session_token), clock, device_cache_seconds
+        )
 
     def __repr__(self) -> str:
         return f"<Client device={self.state.device_id} person={self.state.person_id}>"
@@ -259,12 +279,8 @@ class Client:
         if self._reader is not None:
             return
         self._closing, self._fatal = False, None
-        kept: asyncio.Queue[Message | None] = asyncio.Queue()
-        while not self._inbox.empty():
-            message = self._inbox.get_nowait()
-            if message is not None:
-                kept.put_nowait(message)
-        self._inbox = kept
+        self._inbox = _without_end(self._inbox)
+        self._events = _without_end(self._events)
         self._http_session = aiohttp.ClientSession()
         try:
             await self._open()
@@ -293,6 +309,7 @@ class Client:
             self._http_session = None
         self._fail_waiters(ConnectionFailed("client closed"))
         self._inbox.put_nowait(None)
+        self._events.put_nowait(None)
 
     async def reconnect(self) -> None:
         """Drop the current connection (e.g. after a network change).
@@ -310,7 +327,6 @@ class Client:
             self.state.server_url, self.state.device_id, self.state.keys.identity
         )
         self._ws, self.session_token = ws, ready.session_token
-        self._waiting_group.clear()
         try:
             await self._maintain_prekeys(ready.prekeys_left)
             for text in list(self.state.pending.values()):
@@ -366,12 +382,17 @@ class Client:
         self._fatal = error
         self._fail_waiters(error)
         self._inbox.put_nowait(None)
+        self._events.put_nowait(None)
 
     def _fail_waiters(self, error: ClientError) -> None:
         for future in self._waiters.values():
             if not future.done():
                 future.set_exception(error)
+        for synced in self._syncs.values():
+            if not synced.done():
+                synced.set_exception(error)
         self._waiters.clear()
+        self._syncs.clear()
 
     # --- keys -----------------------------------------------------------------
 
@@ -423,7 +444,7 @@ class Client:
         return await self.api.directory(self.session_token)
 
     async def contact(self, person_id: str, refresh: bool = False) -> Contact:
-        """A person's devices (cached for ``device_cache_seconds``).
+        """A person's devices (cached for ``device_cache_seconds``; consumes no prekey).
 
         Check :attr:`Contact.has_email_bridge` and warn the user when it is true.
 
@@ -432,146 +453,250 @@ class Client:
             refresh: Ignore the cache.
 
         Returns:
-            The contact.
+            The contact (device bundles are not included).
 
         Raises:
             ApiError: refused (``not_found``).
             ClientError: not connected or unreachable.
         """
-        cached = self._contacts.get(person_id)
-        if (
-            not refresh
-            and cached is not None
-            and self.clock() - cached[0] < self.device_cache_seconds
-        ):
-            return cached[1]
-        contact = await self.api.devices(self.session_token, person_id)
-        self._contacts[person_id] = (self.clock(), contact)
-        return contact
+        return await self._devices.contact(person_id, refresh)
 
-    async def _reachable_devices(self, person_ids: Iterable[str]) -> tuple[list[str], bool]:
-        """Devices of these people we have (or can start) a session with; bridge flag."""
-        devices: list[str] = []
-        bridge = False
-        for person_id in dict.fromkeys(person_ids):
-            contact = await self.contact(person_id)
-            for device in contact.devices:
-                if device.device_id == self.device_id or device.device_id in devices:
-                    continue
-                book = self.state.book
-                if not book.has_session(device.device_id):
-                    if device.bundle is None:
-                        continue
-                    try:
-                        book.pin(device.device_id, device.identity_key)
-                        book.start(self.state.keys, device.device_id, device.bundle)
-                    except InvalidMessage:
-                        log.warning("device %s: bad bundle, skipped", device.device_id)
-                        continue
-                devices.append(device.device_id)
-                bridge = bridge or device.kind == BRIDGE_KIND
-        return devices, bridge
+    # --- conversations ----------------------------------------------------------
+
+    async def direct(self, person_id: str) -> ConversationHandle:
+        """The direct conversation with a person, created on first use.
+
+        Its id is :func:`client.content.direct_conversation_id` of both person ids.
+
+        Args:
+            person_id: The other person.
+
+        Returns:
+            The conversation.
+
+        Raises:
+            ApiError: ``not_found`` (no such person in our school), ``not_allowed``.
+            ClientError: not connected or unreachable.
+        """
+        for info in self.state.conversations.values():
+            if info.kind == DIRECT and set(info.members) == {self.person_id, person_id}:
+                return ConversationHandle(self, info)
+        return await self._create(DIRECT, [person_id])
+
+    async def create_group(
+        self,
+        member_person_ids: Sequence[str],
+        title: str = "",
+        *,
+        kind: str = "group",
+        class_id: str | None = None,
+        acknowledge: bool = False,
+    ) -> ConversationHandle:
+        """Create a group conversation (we are its owner and a member).
+
+        Args:
+            member_person_ids: The other members.
+            title: Its title.
+            kind: ``group``, ``class`` (school staff; members from ``class_id``) or
+                ``announcement`` (one-way: only owners write).
+            class_id: For a class channel, the class.
+            acknowledge: For an announcement, whether guardians acknowledge it.
+
+        Returns:
+            The conversation.
+
+        Raises:
+            ApiError: ``not_found``, ``not_allowed``, ``invalid_request``.
+            ClientError: not connected or unreachable.
+        """
+        return await self._create(kind, member_person_ids, title, class_id, acknowledge)
+
+    async def _create(
+        self,
+        kind: str,
+        members: Sequence[str],
+        title: str = "",
+        class_id: str | None = None,
+        acknowledge: bool = False,
+    ) -> ConversationHandle:
+        info = await self.api.create_conversation(
+            self.session_token, kind, members, title, class_id, acknowledge
+        )
+        self._remember(info)
+        return ConversationHandle(self, info)
+
+    async def conversation(self, conversation_id: str) -> ConversationHandle:
+        """A conversation we are a member of, fetched from the server.
+
+        Args:
+            conversation_id: The conversation.
+
+        Returns:
+            The conversation.
+
+        Raises:
+            ApiError: ``unknown_conversation``.
+            ClientError: not connected or unreachable.
+        """
+        info = await self.api.conversation(self.session_token, conversation_id)
+        self._remember(info)
+        return ConversationHandle(self, info)
+
+    async def conversations(self) -> list[ConversationInfo]:
+        """Our conversations, with this device's acknowledged seq and unread count.
+
+        Returns:
+            The conversations.
+
+        Raises:
+            ApiError: refused.
+            ClientError: not connected or unreachable.
+        """
+        listed = await self.api.conversations(self.session_token)
+        async with self._lock:
+            for info in listed:
+                self.state.conversations[info.id] = info
+            self._save()
+        return listed
+
+    async def add_member(self, conversation_id: str, person_id: str) -> ConversationInfo:
+        """Add a member (owners only); our sender key rotates before the next send.
+
+        Args:
+            conversation_id: The conversation.
+            person_id: The new member.
+
+        Returns:
+            The conversation after the change.
+
+        Raises:
+            ApiError: ``not_allowed``, ``not_found``, ``unknown_conversation``.
+            ClientError: not connected or unreachable.
+        """
+        info = await self.api.add_member(self.session_token, conversation_id, person_id)
+        self._remember(info, rotate=True)
+        return info
+
+    async def remove_member(self, conversation_id: str, person_id: str) -> None:
+        """Remove a member (owners only); our sender key rotates before the next send,
+        so the removed person's devices cannot read what follows.
+
+        Args:
+            conversation_id: The conversation.
+            person_id: Who goes.
+
+        Raises:
+            ApiError: ``not_allowed``, ``not_found``, ``unknown_conversation``.
+            ClientError: not connected or unreachable.
+        """
+        await self.api.remove_member(self.session_token, conversation_id, person_id)
+        async with self._lock:
+            info = self.state.conversations.get(conversation_id)
+            if info is not None:
+                members = tuple(m for m in info.members if m != person_id)
+                self.state.conversations[conversation_id] = info.with_members(members, 0)
+            self.state.groups.rotate(conversation_id)
+            self._save()
+
+    async def leave(self, conversation_id: str) -> None:
+        """Leave a conversation; its keys are forgotten on this device.
+
+        Args:
+            conversation_id: The conversation.
+
+        Raises:
+            ApiError: ``not_allowed`` (direct conversations), ``unknown_conversation``.
+            ClientError: not connected or unreachable.
+        """
+        await self.api.remove_member(self.session_token, conversation_id, self.person_id)
+        async with self._lock:
+            self.state.conversations.pop(conversation_id, None)
+            self.state.groups.forget(conversation_id)
+            self._save()
+
+    def _remember(self, info: ConversationInfo, rotate: bool = False) -> None:
+        self.state.conversations[info.id] = info
+        if rotate:
+            self.state.groups.rotate(info.id)
+        self._save()
+
+    async def _info(self, conversation_id: str, refresh: bool) -> ConversationInfo:
+        info = self.state.conversations.get(conversation_id)
+        if info is None or refresh:
+            try:
+                info = await self.api.conversation(self.session_token, conversation_id)
+            except ApiError as exc:
+                if exc.code == "unknown_conversation":
+                    raise SendRefused(exc.code, exc.message) from None
+                raise
+            self.state.conversations[info.id] = info
+        return info
 
     # --- sending ----------------------------------------------------------------
 
+    async def send(self, conversation_id: str, text: str) -> SentReceipt:
+        """Send a text to every device of every member of a conversation.
+
+        Direct conversations are encrypted pairwise per device; the other kinds
+        with our sender key (distributed first when new). Our other devices get a
+        copy. A send refused because the membership or a device list changed
+        meanwhile (``not_a_member``, ``unknown_device``) is rebuilt once from fresh
+        lists.
+
+        Args:
+            conversation_id: The conversation.
+            text: The message.
+
+        Returns:
+            The server's receipt (seq, franking stamp, devices encrypted for).
+
+        Raises:
+            NoDevices: no other member has a device with published keys.
+            SendRefused: the server refused the send (e.g. ``not_allowed`` in an
+                announcement we do not own, ``unknown_conversation`` when we are
+                not, or no longer, a member).
+            ApiError: the conversation or a device list could not be fetched.
+            ConnectionFailed: the client is closed or gave up reconnecting.
+            TimeoutError: no ``sent`` within ``send_timeout``.
+        """
+        for attempt in range(2):
+            try:
+                return await self._send_once(conversation_id, text, refresh=attempt > 0)
+            except SendRefused as exc:
+                if attempt or exc.code not in RETRY_CODES:
+                    raise
+                self._devices.clear()
+        raise AssertionError("unreachable")  # pragma: no cover
+
     async def send_to_person(self, person_id: str, text: str) -> SentReceipt:
-        """Send a direct message to every device of a person and our other devices.
+        """Send a direct message (through the direct conversation, created if needed).
 
         Args:
             person_id: The addressee.
             text: The message.
 
         Returns:
-            The server's receipt (with the franking stamp).
+            The server's receipt.
 
         Raises:
             NoDevices: the person has no device with published keys.
             SendRefused: the server refused the send.
+            ApiError: the conversation could not be created.
             ConnectionFailed: the client is closed or gave up reconnecting.
             TimeoutError: no ``sent`` within ``send_timeout``.
         """
+        conversation = await self.direct(person_id)
+        return await self.send(conversation.id, text)
+
+    async def _send_once(self, conversation_id: str, text: str, refresh: bool) -> SentReceipt:
         async with self._lock:
-            theirs, bridge = await self._reachable_devices([person_id])
-            if not theirs:
-                raise NoDevices(f"{person_id} has no device with published keys yet")
-            mine, _ = await self._reachable_devices([self.person_id])
-            franked = frank(encode_body(TextContent(text, person_id)))
-            targets = theirs + [d for d in mine if d not in theirs]
-            envelopes = [
-                EnvelopeIn(device_id=d, ciphertext=self.state.book.encrypt(d, franked.payload))
-                for d in targets
-            ]
-            frame = SendFrame(
-                client_msg_id=_new_id(),
-                conversation=direct_conversation_id(self.person_id, person_id),
-                envelopes=envelopes,
-                commitment=franked.commitment,
-            )
-            future = self._queue_send(frame, tuple(targets), bridge)
-            self._save()
-        return await self._transmit([frame], [future])
-
-    async def send_to_group(
-        self, conversation_id: str, member_person_ids: Iterable[str], text: str
-    ) -> SentReceipt:
-        """Send one sender-key ciphertext to every device of the members.
-
-        The first time, and whenever the member devices differ from those our
-        sender key was given to, a new sender key is made and distributed over
-        pairwise sessions first (rotation: removed devices cannot read what follows).
-
-        Args:
-            conversation_id: The conversation (``[A-Za-z0-9_-]{1,64}``).
-            member_person_ids: Every member (ourselves included or not).
-            text: The message.
-
-        Returns:
-            The receipt of the group message.
-
-        Raises:
-            NoDevices: no member device to send to.
-            SendRefused: the server refused a send.
-            ConnectionFailed: closed or gave up reconnecting.
-            TimeoutError: no ``sent`` within ``send_timeout``.
-        """
-        async with self._lock:
-            persons = [p for p in member_person_ids if p != self.person_id] + [self.person_id]
-            devices, bridge = await self._reachable_devices(persons)
-            if not devices:
-                raise NoDevices("no member device with published keys")
-            members = frozenset(devices)
-            sender, new = self.state.groups.sender(conversation_id, members)
-            frames: list[SendFrame] = []
-            futures: list[asyncio.Future[SentReceipt]] = []
-            base_id = _new_id()
-            if new:
-                content = SenderKeyContent(conversation_id, sender.distribution())
-                franked_key = frank(encode_body(content))
-                key_frame = SendFrame(
-                    client_msg_id=base_id + ".k",
-                    conversation=conversation_id,
-                    envelopes=[
-                        EnvelopeIn(
-                            device_id=d,
-                            ciphertext=self.state.book.encrypt(d, franked_key.payload),
-                        )
-                        for d in sorted(members)
-                    ],
-                    commitment=franked_key.commitment,
-                )
-                frames.append(key_frame)
-                futures.append(self._queue_send(key_frame, tuple(sorted(members)), bridge))
-            franked = frank(encode_body(TextContent(text)))
-            frame = SendFrame(
-                client_msg_id=base_id,
-                conversation=conversation_id,
-                group=GroupPayload(
-                    ciphertext=sender.encrypt(franked.payload), device_ids=sorted(members)
-                ),
-                commitment=franked.commitment,
-            )
-            frames.append(frame)
-            futures.append(self._queue_send(frame, tuple(sorted(members)), bridge))
+            info = await self._info(conversation_id, refresh)
+            reach = await self._devices.reachable(info.members)
+            if not reach.of_others(self.person_id):
+                raise NoDevices(f"nobody else in {conversation_id} has a device with keys yet")
+            devices = list(reach.devices)
+            frames = build_send(self.state, info, devices, text, _new_id())
+            futures = [self._queue_send(f, tuple(devices), reach.bridge) for f in frames]
             self._save()
         return await self._transmit(frames, futures)
 
@@ -595,24 +720,34 @@ class Client:
         resent by :meth:`_open` after the reconnect; a duplicate is harmless, the
         server stores a client message id once.
         """
-        async with asyncio.timeout(self.send_timeout):
-            for frame in frames:
-                if self._fatal is not None:
-                    raise self._fatal
-                await self._connected.wait()
-                ws = self._ws
-                if ws is not None and frame.client_msg_id in self.state.pending:
-                    try:
-                        await ws.send(dump_frame(frame))
-                    except ConnectionClosed:
-                        pass
-            receipts = [await future for future in futures]
-        return receipts[-1]
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                for frame in frames:
+                    if self._fatal is not None:
+                        raise self._fatal
+                    await self._connected.wait()
+                    ws = self._ws
+                    if ws is not None and frame.client_msg_id in self.state.pending:
+                        try:
+                            await ws.send(dump_frame(frame))
+                        except ConnectionClosed:
+                            pass
+                outcomes = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        receipt = outcomes[-1]
+        assert isinstance(receipt, SentReceipt)  # noqa: S101 - gather of receipts
+        return receipt
 
     # --- receiving --------------------------------------------------------------
 
     async def messages(self) -> AsyncIterator[Message]:
-        """Decrypted messages, in arrival order, each exactly once.
+        """Decrypted messages, in seq order per conversation, each exactly once.
 
         Ends when the client is closed.
 
@@ -629,6 +764,25 @@ class Client:
                     raise self._fatal
                 return
             yield message
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Membership changes and expired-message notices, in arrival order.
+
+        Ends when the client is closed.
+
+        Yields:
+            Each event.
+
+        Raises:
+            ConnectionFailed: the client gave up reconnecting or was superseded.
+        """
+        while True:
+            event = await self._events.get()
+            if event is None:
+                if self._fatal is not None:
+                    raise self._fatal
+                return
+            yield event
 
     @property
     def queued(self) -> int:
@@ -648,12 +802,59 @@ class Client:
             TimeoutError: nothing arrived in time.
             ConnectionFailed: the client stopped.
         """
-        async with asyncio.timeout(timeout):
-            message = await self._inbox.get()
-        if message is None:
-            self._inbox.put_nowait(None)
-            raise self._fatal or ConnectionFailed("client closed")
-        return message
+        return await _next(self._inbox, timeout, self._fatal)
+
+    async def next_event(self, timeout: float = 10.0) -> Event:
+        """Wait for the next event (membership change or expired messages).
+
+        Args:
+            timeout: Seconds to wait.
+
+        Returns:
+            The event.
+
+        Raises:
+            TimeoutError: nothing arrived in time.
+            ConnectionFailed: the client stopped.
+        """
+        return await _next(self._events, timeout, self._fatal)
+
+    async def sync(self, conversation_id: str, since: int | None = None) -> int:
+        """Ask the server again for what this device has not acknowledged.
+
+        What comes back goes through the usual path (duplicates are dropped).
+
+        Args:
+            conversation_id: The conversation.
+            since: Resend after this seq (default: the last seq processed here).
+
+        Returns:
+            The conversation's head seq when the answer ended.
+
+        Raises:
+            ConnectionFailed: not connected.
+            TimeoutError: no ``synced`` within ``send_timeout``.
+        """
+        ws = self._ws
+        if ws is None or not self._connected.is_set():
+            raise ConnectionFailed("not connected")
+        after = self.state.received.get(conversation_id, 0) if since is None else since
+        future = self._syncs.get(conversation_id)
+        if future is None:
+            future = asyncio.get_running_loop().create_future()
+            self._syncs[conversation_id] = future
+        try:
+            await ws.send(dump_frame(SyncFrame(conversation=conversation_id, since=after)))
+        except ConnectionClosed:
+            raise ConnectionFailed("connection lost during sync") from None
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            if self._syncs.get(conversation_id) is future:
+                del self._syncs[conversation_id]
+            future.cancel()
+            raise
 
     async def _on_frame(self, raw: str | bytes) -> None:
         try:
@@ -664,10 +865,19 @@ class Client:
         if isinstance(frame, DeliverFrame):
             async with self._lock:
                 await self._on_deliver(frame)
+        elif isinstance(frame, EventFrame):
+            async with self._lock:
+                await self._on_event(frame)
         elif isinstance(frame, SentFrame):
             self._on_sent(frame)
         elif isinstance(frame, ErrorFrame):
             self._on_error(frame)
+        elif isinstance(frame, SyncedFrame):
+            future = self._syncs.pop(frame.conversation, None)
+            if future is not None and not future.done():
+                future.set_result(frame.head)
+        elif isinstance(frame, ExpiredFrame):
+            self._notify(ExpiredMessages(frame.conversation, frame.from_seq, frame.to_seq))
         elif isinstance(frame, PrekeysLowFrame):
             try:
                 await self._maintain_prekeys(frame.remaining)
@@ -682,7 +892,16 @@ class Client:
         future = self._waiters.pop(ref, None)
         if future is not None and not future.done():
             future.set_result(
-                SentReceipt(ref, frame.message_id, frame.ts, frame.stamp, devices, bridge)
+                SentReceipt(
+                    ref,
+                    frame.message_id,
+                    frame.conversation,
+                    frame.seq,
+                    frame.ts,
+                    frame.stamp,
+                    devices,
+                    bridge,
+                )
             )
 
     def _on_error(self, frame: ErrorFrame) -> None:
@@ -694,20 +913,35 @@ class Client:
         del self.state.pending[frame.ref]
         self._send_devices.pop(frame.ref, None)
         self._save()
-        if frame.code.value == "unknown_device":
-            self._contacts.clear()
         future = self._waiters.pop(frame.ref, None)
         if future is not None and not future.done():
             future.set_exception(SendRefused(frame.code.value, frame.message))
 
+    def _notify(self, event: Event) -> None:
+        if self._events.qsize() >= MAX_EVENTS:
+            dropped = self._events.get_nowait()
+            log.warning("client %s: event queue full, dropped %r", self.device_id, dropped)
+        self._events.put_nowait(event)
+
+    async def _on_event(self, frame: EventFrame) -> None:
+        if frame.envelope_id in self.state.seen:
+            self.duplicates += 1
+            await self._ack(frame.envelope_id)
+            return
+        change = apply_event(self.state, frame)
+        self.state.mark_seen(frame.envelope_id, frame.conversation, frame.seq)
+        self._save()
+        await self._ack(frame.envelope_id)
+        self._notify(change)
+
     async def _on_deliver(self, frame: DeliverFrame) -> None:
         if frame.envelope_id in self.state.seen:
-            await self._ack([frame.envelope_id])
+            self.duplicates += 1
+            await self._ack(frame.envelope_id)
             return
+        message: Message | None = None
         try:
-            message = await self._open_envelope(frame)
-        except _NotYet:
-            return
+            opened = open_deliver(self.state, frame)
         except InvalidMessage:
             self.state.failures += 1
             self.failures.append(
@@ -716,71 +950,37 @@ class Client:
                 )
             )
             log.info("client %s: undecryptable envelope %s", self.device_id, frame.envelope_id)
-            message = None
-        self.state.mark_seen(frame.envelope_id)
+        else:
+            if opened is not None:
+                message = Message(
+                    envelope_id=frame.envelope_id,
+                    message_id=frame.message_id,
+                    conversation=frame.conversation,
+                    seq=frame.seq,
+                    sender_person=frame.sender_person,
+                    sender_device=frame.sender_device,
+                    sender_kind=await self._kind_of(frame.sender_person, frame.sender_device),
+                    from_me=frame.sender_person == self.person_id,
+                    to_person=opened.content.to,
+                    body=opened.content.text,
+                    ts=frame.ts,
+                    group=frame.group,
+                    evidence=FrankingEvidence(
+                        body=opened.body,
+                        franking_key=opened.franking_key,
+                        commitment=frame.commitment or b"",
+                        stamp=frame.stamp,
+                        sender_device=frame.sender_device,
+                        conversation=frame.conversation,
+                        timestamp_ms=frame.ts,
+                    ),
+                    ciphertext=frame.ciphertext,
+                )
+        self.state.mark_seen(frame.envelope_id, frame.conversation, frame.seq)
         self._save()
+        await self._ack(frame.envelope_id)
         if message is not None:
             self._inbox.put_nowait(message)
-        await self._ack([frame.envelope_id])
-
-    async def _open_envelope(self, frame: DeliverFrame) -> Message | None:
-        """Decrypt one envelope; ``None`` for control content (sender keys)."""
-        if frame.group:
-            conversation = frame.conversation
-            if conversation is None:
-                raise InvalidMessage()
-            waiting_key = (conversation, frame.sender_device)
-            if not self.state.groups.knows_key(conversation, frame.sender_device, frame.ciphertext):
-                waiting = self._waiting_group.setdefault(waiting_key, [])
-                if len(waiting) < MAX_WAITING_GROUP and frame not in waiting:
-                    waiting.append(frame)
-                    raise _NotYet()  # its sender key distribution may still be on its way
-                raise InvalidMessage()
-            payload = self.state.groups.decrypt(conversation, frame.sender_device, frame.ciphertext)
-        else:
-            payload, keys = self.state.book.decrypt(
-                self.state.keys, frame.sender_device, frame.ciphertext
-            )
-            self.state.keys = keys
-        if frame.commitment is None:
-            raise InvalidMessage()
-        body, franking_key = open_franked(payload, frame.commitment)
-        content = decode_body(body)
-        if isinstance(content, SenderKeyContent):
-            if frame.group:
-                raise InvalidMessage()
-            self.state.groups.add_distribution(
-                content.conversation, frame.sender_device, content.distribution
-            )
-            await self._retry_waiting((content.conversation, frame.sender_device))
-            return None
-        return Message(
-            envelope_id=frame.envelope_id,
-            message_id=frame.message_id,
-            sender_person=frame.sender_person,
-            sender_device=frame.sender_device,
-            sender_kind=await self._kind_of(frame.sender_person, frame.sender_device),
-            from_me=frame.sender_person == self.person_id,
-            conversation=frame.conversation,
-            to_person=content.to,
-            body=content.text,
-            ts=frame.ts,
-            group=frame.group,
-            evidence=FrankingEvidence(
-                body=body,
-                franking_key=franking_key,
-                commitment=frame.commitment,
-                stamp=frame.stamp,
-                sender_device=frame.sender_device,
-                conversation=frame.conversation or "",
-                timestamp_ms=frame.ts,
-            ),
-            ciphertext=frame.ciphertext,
-        )
-
-    async def _retry_waiting(self, key: tuple[str, str]) -> None:
-        for waiting in self._waiting_group.pop(key, []):
-            await self._on_deliver(waiting)
 
     async def _kind_of(self, person_id: str, device_id: str) -> str:
         for refresh in (False, True):
@@ -793,18 +993,34 @@ class Client:
                     return device.kind
         return "unknown"
 
-    async def _ack(self, envelope_ids: list[str]) -> None:
+    async def _ack(self, envelope_id: str) -> None:
+        """Acknowledge through this envelope's seq (cumulative per conversation)."""
         ws = self._ws
         if ws is None:
             return
         try:
-            await ws.send(dump_frame(AckFrame(envelope_ids=envelope_ids)))
+            await ws.send(dump_frame(AckFrame(envelope_ids=[envelope_id])))
         except ConnectionClosed:
             pass  # redelivered after the reconnect, then acknowledged as seen
 
 
-class _NotYet(Exception):
-    """A group message whose sender key has not arrived: keep it unacknowledged."""
+async def _next(queue: asyncio.Queue[T | None], timeout: float, fatal: ClientError | None) -> T:
+    async with asyncio.timeout(timeout):
+        item = await queue.get()
+    if item is None:
+        queue.put_nowait(None)
+        raise fatal or ConnectionFailed("client closed")
+    return item
+
+
+def _without_end(queue: asyncio.Queue[T]) -> asyncio.Queue[T]:
+    """A new queue with what ``queue`` held, minus end markers (reconnect after close)."""
+    kept: asyncio.Queue[T] = asyncio.Queue()
+    while not queue.empty():
+        item = queue.get_nowait()
+        if item is not None:
+            kept.put_nowait(item)
+    return kept
 
 
 def _new_id() -> str:

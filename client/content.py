@@ -7,9 +7,10 @@ Every pairwise and group plaintext is a *franked payload* (docs/protocol-e2e.md 
 * ``{"t": "text", "text": str, "to": person_id | null}``: a message. ``to`` is set on
   direct messages so the sender's other devices know who it went to.
 * ``{"t": "sender_key", "conversation": str, "distribution": b64url}``: a sender key
-  distribution (§6.5) for that conversation; only ever sent pairwise. The
-  conversation is inside the ciphertext, so the server cannot move a key to
-  another conversation.
+  distribution (§6.5) for that conversation; only ever sent pairwise, in that
+  same conversation (before the group messages that use it). The conversation
+  is inside the ciphertext too, so the server cannot move a key to another
+  conversation.
 
 Pure: no I/O. Unknown types and malformed bodies raise :class:`crypto.InvalidMessage`
 (the same opaque error as any other undecryptable input).
@@ -38,8 +39,8 @@ def direct_conversation_id(person_a: str, person_b: str) -> str:
     """The id of the one direct conversation of two people (order does not matter).
 
     ``"c_" + base64url(BLAKE2b-128("direct" 0x1F min(a, b) 0x1F max(a, b)))``, the
-    derivation the server uses (``storage.ids.derived_id``), so that both people,
-    and the franking stamp, name the same conversation without a round trip.
+    derivation the server uses (``storage.conversations.direct_id``): the id that
+    ``POST /v1/conversations {"kind": "direct"}`` answers for the pair.
 
     Args:
         person_a: One person id.

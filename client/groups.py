@@ -7,9 +7,12 @@ Rules:
 2. Sending to a member set different from that one (anyone added or removed)
    rotates: a brand-new sender key, distributed to the current members only. A
    removed device holds only the old chain and cannot derive the new one.
-3. Receiving keeps one :class:`crypto.GroupReceiver` per (conversation, sender
+3. A membership change (an ``event`` frame) rotates at the next send even if the
+   device set happens to be the same (:meth:`GroupBook.rotate`); leaving a
+   conversation forgets its keys (:meth:`GroupBook.forget`).
+4. Receiving keeps one :class:`crypto.GroupReceiver` per (conversation, sender
    device), fed by distributions that arrived inside pairwise sessions.
-4. Failures change nothing and raise :class:`crypto.InvalidMessage`.
+5. Failures change nothing and raise :class:`crypto.InvalidMessage`.
 """
 
 from __future__ import annotations
@@ -50,6 +53,23 @@ class GroupBook:
         sender = GroupSender.generate()
         self._senders[conversation] = (sender, members)
         return sender, True
+
+    def rotate(self, conversation: str) -> None:
+        """Retire our sender key: the next :meth:`sender` call makes a new one (rule 3).
+
+        Args:
+            conversation: Conversation id.
+        """
+        self._senders.pop(conversation, None)
+
+    def forget(self, conversation: str) -> None:
+        """Drop every key of a conversation we are no longer in (rule 3).
+
+        Args:
+            conversation: Conversation id.
+        """
+        self._senders.pop(conversation, None)
+        self._receivers.pop(conversation, None)
 
     def members(self, conversation: str) -> frozenset[str]:
         """The devices our current sender key was distributed to.

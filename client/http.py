@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from client.conversations import ConversationInfo
 from client.errors import ApiError, ClientError
 from crypto import InvalidMessage, PreKeyBundle
 from crypto.encoding import b64url_decode, b64url_encode
@@ -185,12 +186,19 @@ class HttpApi:
         except (KeyError, TypeError, ValueError):
             raise ClientError("malformed prekey answer") from None
 
-    async def devices(self, token: str, person_id: str) -> Contact:
-        """List a person's devices; each bundle consumes one of its one-time prekeys.
+    async def devices(
+        self, token: str, person_id: str, bundles: Sequence[str] | None = None
+    ) -> Contact:
+        """List a person's devices (``GET /v1/people/{id}/devices``).
+
+        Each bundle served consumes one of that device's one-time prekeys, so the
+        SDK lists without bundles and asks for bundles only for devices it has no
+        session with.
 
         Args:
             token: Device session token.
             person_id: The person.
+            bundles: Devices to get a prekey bundle for (``None`` or empty: none).
 
         Returns:
             The contact.
@@ -199,7 +207,10 @@ class HttpApi:
             ApiError: ``not_found`` and friends.
             ClientError: network failure or malformed answer.
         """
-        body = await self.request("GET", f"/v1/people/{person_id}/devices", token=token)
+        wanted = ",".join(bundles) if bundles else "none"
+        body = await self.request(
+            "GET", f"/v1/people/{person_id}/devices?bundles={wanted}", token=token
+        )
         try:
             devices = tuple(
                 DeviceInfo(
@@ -213,6 +224,119 @@ class HttpApi:
         except (KeyError, TypeError, InvalidMessage):
             raise ClientError("malformed device list") from None
         return Contact(person_id, devices)
+
+    # --- conversations (docs/protocol.md, "Conversations") ---------------------
+
+    async def create_conversation(
+        self,
+        token: str,
+        kind: str,
+        members: Sequence[str],
+        title: str = "",
+        class_id: str | None = None,
+        acknowledge: bool = False,
+    ) -> ConversationInfo:
+        """Create a conversation (a direct one is found if it exists already).
+
+        Args:
+            token: Device session token.
+            kind: ``direct``, ``group``, ``class`` or ``announcement``.
+            members: The other members' person ids (the caller is added).
+            title: Its title.
+            class_id: For a class channel, the class whose people are the members.
+            acknowledge: For an announcement, whether guardians acknowledge it.
+
+        Returns:
+            The conversation.
+
+        Raises:
+            ApiError: ``not_found`` (a person), ``not_allowed``, ``invalid_request``.
+            ClientError: network failure or malformed answer.
+        """
+        payload: dict[str, object] = {"kind": kind, "members": list(members), "title": title}
+        if class_id is not None:
+            payload["class_id"] = class_id
+        if acknowledge:
+            payload["acknowledge"] = True
+        body = await self.request("POST", "/v1/conversations", token=token, json=payload)
+        return ConversationInfo.from_json(body)
+
+    async def conversations(self, token: str) -> list[ConversationInfo]:
+        """The caller's conversations, with its acknowledged seq and unread count.
+
+        Args:
+            token: Device session token.
+
+        Returns:
+            The conversations.
+
+        Raises:
+            ApiError: refused.
+            ClientError: network failure or malformed answer.
+        """
+        body = await self.request("GET", "/v1/conversations", token=token)
+        try:
+            return [ConversationInfo.from_json(c) for c in body["conversations"]]
+        except (KeyError, TypeError):
+            raise ClientError("malformed conversation list") from None
+
+    async def conversation(self, token: str, conversation_id: str) -> ConversationInfo:
+        """One conversation of the caller.
+
+        Args:
+            token: Device session token.
+            conversation_id: The conversation.
+
+        Returns:
+            The conversation.
+
+        Raises:
+            ApiError: ``unknown_conversation`` (404).
+            ClientError: network failure or malformed answer.
+        """
+        body = await self.request("GET", f"/v1/conversations/{conversation_id}", token=token)
+        return ConversationInfo.from_json(body)
+
+    async def add_member(
+        self, token: str, conversation_id: str, person_id: str
+    ) -> ConversationInfo:
+        """Add a member (owners only).
+
+        Args:
+            token: Device session token.
+            conversation_id: The conversation.
+            person_id: The new member.
+
+        Returns:
+            The conversation after the change.
+
+        Raises:
+            ApiError: ``not_allowed``, ``not_found``, ``unknown_conversation``.
+            ClientError: network failure or malformed answer.
+        """
+        body = await self.request(
+            "POST",
+            f"/v1/conversations/{conversation_id}/members",
+            token=token,
+            json={"person_id": person_id},
+        )
+        return ConversationInfo.from_json(body)
+
+    async def remove_member(self, token: str, conversation_id: str, person_id: str) -> None:
+        """Remove a member (owners), or leave (``person_id`` is the caller).
+
+        Args:
+            token: Device session token.
+            conversation_id: The conversation.
+            person_id: Who goes.
+
+        Raises:
+            ApiError: ``not_allowed``, ``not_found``, ``unknown_conversation``.
+            ClientError: network failure.
+        """
+        await self.request(
+            "DELETE", f"/v1/conversations/{conversation_id}/members/{person_id}", token=token
+        )
 
     async def directory(self, token: str) -> list[Person]:
         """The people of the caller's school.

@@ -1,4 +1,4 @@
-"""Values the SDK hands to applications: received messages, receipts, failures."""
+"""Values the SDK hands to applications: messages, receipts, failures, events."""
 
 from __future__ import annotations
 
@@ -7,15 +7,23 @@ from dataclasses import dataclass, field
 from client.errors import ClientError
 from crypto import AbuseReport
 
-__all__ = ["DecryptFailure", "FrankingEvidence", "Message", "SentReceipt"]
+__all__ = [
+    "DecryptFailure",
+    "Event",
+    "ExpiredMessages",
+    "FrankingEvidence",
+    "MembershipChange",
+    "Message",
+    "SentReceipt",
+]
 
 
 @dataclass(frozen=True)
 class FrankingEvidence:
     """What a recipient keeps to report a message (docs/protocol-e2e.md §8).
 
-    ``conversation`` is the conversation id the server stamped (``""`` for a direct
-    message sent without one) and ``timestamp_ms`` the server's relay time.
+    ``conversation`` is the conversation id the server stamped and ``timestamp_ms``
+    the server's relay time.
     """
 
     body: bytes
@@ -53,15 +61,15 @@ class Message:
     """One decrypted text message.
 
     Attributes:
-        envelope_id: The server's envelope id (unique per device).
+        envelope_id: The server's envelope id, ``<conversation>:<seq>``.
         message_id: The server's message id (the same for every recipient device).
+        conversation: The conversation id.
+        seq: Its place in the conversation (increasing; gaps are possible).
         sender_person: Who wrote it.
         sender_device: From which device.
         sender_kind: ``app`` or ``email-bridge`` (then the text went through the
             school's mail system: not end to end beyond the school's server).
         from_me: Sent by another device of ours (a copy for our other devices).
-        conversation: The conversation id (for a direct message, that of
-            :func:`client.content.direct_conversation_id`).
         to_person: For a direct message, its addressee (useful when ``from_me``).
         body: The text.
         ts: Server time, milliseconds since the epoch.
@@ -72,11 +80,12 @@ class Message:
 
     envelope_id: str
     message_id: str
+    conversation: str
+    seq: int
     sender_person: str
     sender_device: str
     sender_kind: str
     from_me: bool
-    conversation: str | None
     to_person: str | None
     body: str
     ts: int
@@ -91,6 +100,8 @@ class SentReceipt:
 
     client_msg_id: str
     message_id: str
+    conversation: str
+    seq: int
     ts: int
     stamp: bytes | None
     devices: tuple[str, ...]
@@ -107,3 +118,43 @@ class DecryptFailure:
     sender_device: str
     sender_person: str
     ts: int
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """Someone joined or left a conversation (an ``event`` frame).
+
+    Our sender key for the conversation is already marked for rotation when the
+    application sees this (docs/sdk.md, "Conversations").
+
+    Attributes:
+        conversation: The conversation id.
+        seq: The event's place in the conversation.
+        action: ``created``, ``added``, ``removed``, ``left`` or ``synced``.
+        persons: Who was added, removed or left (every member for ``created``).
+        by: Who did it (``None``: the server, e.g. a directory sync).
+        members: The members after the change.
+        ts: Server time, milliseconds since the epoch.
+    """
+
+    conversation: str
+    seq: int
+    action: str
+    persons: tuple[str, ...]
+    by: str | None
+    members: tuple[str, ...]
+    ts: int
+
+
+@dataclass(frozen=True)
+class ExpiredMessages:
+    """Messages ``from_seq``..``to_seq`` of a conversation expired before this
+    device received them (the undelivered lifetime is over): tell the user."""
+
+    conversation: str
+    from_seq: int
+    to_seq: int
+
+
+Event = MembershipChange | ExpiredMessages
+"""What :meth:`client.Client.events` yields."""

@@ -3,8 +3,9 @@
 Steps (one line each, ``ok   step`` or ``FAIL step: reason``): create a teacher and
 a parent in the sandbox school (UAI ``0000000S``, "Carnet smoke test") through the
 admin API, issue their enrolment codes, enrol one device each (keys in memory only),
-exchange an encrypted message both ways and a group message, check every
-plaintext, and always delete both people (devices, codes and queued envelopes go
+exchange an encrypted message both ways in their direct conversation, create a
+group conversation and send a sender-key message in it, check every plaintext,
+and always delete both people (devices, codes, cursors and queued ciphertexts go
 with them). The exit status is 0 only if every step passed.
 
 The operator token comes from ``CARNET_TOKEN``; nothing is written to disk.
@@ -161,14 +162,14 @@ async def _exchange(
     await steps.run("encrypted message parent -> teacher", parent_to_teacher)
 
     async def group() -> None:
-        conversation = f"smoke-{tag}"
-        members = [teacher_id, parent_id]
-        await teacher.send_to_group(conversation, members, f"smoke {probe} group")
+        conversation = await teacher.create_group([parent_id], f"Smoke {tag}")
+        receipt = await conversation.send(f"smoke {probe} group")
         message = await parent.next_message(STEP_TIMEOUT)
-        _check(message.group and message.conversation == conversation, "not a group message")
+        _check(message.group and message.conversation == conversation.id, "not a group message")
+        _check(message.seq == receipt.seq, "not the seq the server gave")
         _check(message.body == f"smoke {probe} group", "wrong plaintext")
 
-    await steps.run("group message (sender keys)", group)
+    await steps.run("group conversation message (sender keys)", group)
 
     async def no_failures() -> None:
         _check(not teacher.failures and not parent.failures, "undecryptable envelopes arrived")

@@ -6,11 +6,16 @@ This is the plaintext of the keystore (:mod:`client.keystore`)::
      "keys": DeviceKeys.to_dict(), "prekeys_published": bool,
      "book": SessionBook.to_dict(), "groups": GroupBook.to_dict(),
      "seen": [envelope ids, oldest first, at most MAX_SEEN],
-     "pending": {client_msg_id: send frame JSON}, "failures": int}
+     "pending": {client_msg_id: send frame JSON}, "failures": int,
+     "conversations": {id: ConversationInfo.to_dict()},
+     "received": {conversation id: highest seq processed}}
 
 ``seen`` makes at-least-once delivery exactly-once for the application, across
-restarts; ``pending`` holds sends not yet confirmed by a ``sent`` frame, resent
-with the same client message id after a reconnect or a restart.
+restarts (envelope ids are ``<conversation>:<seq>``); ``received`` is where a
+``sync`` resumes; ``pending`` holds sends not yet confirmed by a ``sent`` frame,
+resent with the same client message id after a reconnect or a restart.
+``conversations`` and ``received`` are absent from keystores written before
+conversations existed and read as empty.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from client.errors import KeystoreError
+from client.conversations import ConversationInfo
+from client.errors import ClientError, KeystoreError
 from client.groups import GroupBook
 from client.sessions import SessionBook
 from crypto import DeviceKeys, InvalidMessage
@@ -44,16 +50,22 @@ class DeviceState:
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     pending: dict[str, str] = field(default_factory=dict)
     failures: int = 0
+    conversations: dict[str, ConversationInfo] = field(default_factory=dict)
+    received: dict[str, int] = field(default_factory=dict)
 
-    def mark_seen(self, envelope_id: str) -> None:
-        """Remember a processed envelope id (bounded, oldest forgotten first).
+    def mark_seen(self, envelope_id: str, conversation: str = "", seq: int = 0) -> None:
+        """Remember a processed envelope (bounded, oldest forgotten first).
 
         Args:
             envelope_id: The envelope id.
+            conversation: Its conversation (to move ``received`` forward).
+            seq: Its seq.
         """
         self.seen[envelope_id] = None
         while len(self.seen) > MAX_SEEN:
             self.seen.popitem(last=False)
+        if conversation:
+            self.received[conversation] = max(self.received.get(conversation, 0), seq)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON-able form (secret).
@@ -73,6 +85,8 @@ class DeviceState:
             "seen": list(self.seen),
             "pending": dict(self.pending),
             "failures": self.failures,
+            "conversations": {c: info.to_dict() for c, info in self.conversations.items()},
+            "received": dict(self.received),
         }
 
     @classmethod
@@ -102,6 +116,13 @@ class DeviceState:
                 seen=OrderedDict((str(e), None) for e in data["seen"]),
                 pending={str(k): str(v) for k, v in data["pending"].items()},
                 failures=int(data["failures"]),
+                conversations={
+                    str(c): ConversationInfo.from_json(info)
+                    for c, info in data.get("conversations", {}).items()
+                },
+                received={str(c): int(s) for c, s in data.get("received", {}).items()},
             )
-        except (KeyError, TypeError, ValueError, AttributeError, InvalidMessage):
+        except KeystoreError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, InvalidMessage, ClientError):
             raise KeystoreError("the keystore content is malformed") from None

@@ -172,26 +172,28 @@ def test_chat_commands_and_formatting() -> None:
     assert parse_command("Bonjour\n") == Command("say", "Bonjour")
     assert parse_command("/to 2") == Command("to", "2")
     assert parse_command("/quit") == Command("quit")
+    assert parse_command("/group Sortie 1,p2") == Command("group", "Sortie 1,p2")
     assert parse_command("/nope") == Command("unknown", "nope")
     people = [Person("p1", "Claire Durand", "teacher"), Person("p2", "Sophie Bernard", "parent")]
     assert resolve_recipient("2", people) == people[1]
     assert resolve_recipient("p1", people) == people[0]
     assert resolve_recipient("9", people) is None
-    evidence = FrankingEvidence(b"", bytes(32), bytes(32), None, "d", "", 0)
+    evidence = FrankingEvidence(b"", bytes(32), bytes(32), None, "d", "c", 0)
     message = Message(
-        "e",
-        "m",
-        "p1",
-        "d",
-        "email-bridge",
-        False,
-        None,
-        "p2",
-        "Salut",
-        1_790_000_000_000,
-        False,
-        evidence,
-        b"",
+        envelope_id="c:2",
+        message_id="m",
+        conversation="c",
+        seq=2,
+        sender_person="p1",
+        sender_device="d",
+        sender_kind="email-bridge",
+        from_me=False,
+        to_person="p2",
+        body="Salut",
+        ts=1_790_000_000_000,
+        group=False,
+        evidence=evidence,
+        ciphertext=b"",
     )
     line = format_message(message, {"p1": "Claire Durand"}, UTC)
     assert line.startswith("[") and "Claire Durand: Salut" in line and "email bridge" in line

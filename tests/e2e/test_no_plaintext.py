@@ -47,14 +47,14 @@ async def test_no_plaintext_in_any_collection(server: RunningServer, tmp_path: P
     nadia = await enrolled_client(server, tmp_path, "R003")
     offline = await enrolled_client(server, tmp_path, "R001", "sophie-offline")
     async with offline:
-        pass  # publishes its prekeys, then stays offline: its envelopes stay queued
+        pass  # publishes its prekeys, then stays offline: its ciphertexts stay stored
     async with teacher, sophie, nadia:
         await teacher.send_to_person(sophie.person_id, SECRETS[0])
         assert (await sophie.next_message()).body == SECRETS[0]
         await sophie.send_to_person(teacher.person_id, SECRETS[1])
         assert (await teacher.next_message()).body == SECRETS[1]
-        members = [teacher.person_id, sophie.person_id, nadia.person_id]
-        await teacher.send_to_group("grp-5eB", members, SECRETS[2])
+        group = await teacher.create_group([sophie.person_id, nadia.person_id], "5eB parents")
+        await group.send(SECRETS[2])
         for member in (sophie, nadia):
             assert (await member.next_message()).body == SECRETS[2]
         await nadia.send_to_person(sophie.person_id, SECRETS[3])
@@ -62,10 +62,10 @@ async def test_no_plaintext_in_any_collection(server: RunningServer, tmp_path: P
         await quiet(teacher, sophie, nadia)
 
     db = server.store.db
-    queued = await db["envelopes"].count_documents({"device_id": offline.device_id})
-    assert queued >= 3, "the offline device's ciphertexts should still be queued"
+    queued = await db["messages"].count_documents({"recipients": offline.device_id})
+    assert queued >= 3, "the offline device's ciphertexts should still be stored"
     names = await db.list_collection_names()
-    assert "envelopes" in names
+    assert {"messages", "conversations", "cursors"} <= set(names)
     scanned = 0
     for name in names:
         async for document in db[name].find({}):

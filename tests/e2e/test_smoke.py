@@ -33,10 +33,13 @@ async def test_smoke_passes_and_leaves_nothing_behind(server: RunningServer) -> 
     assert lines and all(line.startswith("ok   ") for line in lines), lines
     assert lines[-1] == "ok   delete sandbox people"
     assert await sandbox_people(server) == []
-    devices = await server.store.db["devices"].count_documents({})
-    envelopes = await server.store.db["envelopes"].count_documents({})
-    assert envelopes == 0
-    assert devices == 0
+    assert await server.store.db["devices"].count_documents({}) == 0
+    assert await server.store.db["cursors"].count_documents({}) == 0
+    # No stored message is addressed to anyone any more, and no pairwise
+    # ciphertext is left (the devices went with their people).
+    messages = server.store.messages.collection
+    assert await messages.count_documents({"recipients": {"$ne": []}}) == 0
+    assert await messages.count_documents({"pairwise": {"$nin": [None, {}]}}) == 0
 
 
 async def test_smoke_with_a_bad_token_fails_cleanly(server: RunningServer, tmp_path: Path) -> None:
