@@ -10,9 +10,8 @@ from typing import Any
 import aiohttp
 
 from crypto import DeviceKeys, PreKeyBundle, frank
-from crypto.encoding import b64url_encode
+from crypto.encoding import b64url_decode, b64url_encode
 from crypto.errors import CryptoError
-from crypto.encoding import b64url_decode
 from server.background import purge_delivered
 from server.devices_api import PREKEYS_LOW
 from server.state import FRANKING

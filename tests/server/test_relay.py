@@ -98,11 +98,15 @@ async def test_resending_a_client_message_id_stores_once(
     second = await receive(ws)
     keys = ("message_id", "seq", "ts")
     assert [first[k] for k in keys] == [second[k] for k in keys]
-    assert await server.store.messages.collection.count_documents({"conversation": conversation}) == 2
+    assert (
+        await server.store.messages.collection.count_documents({"conversation": conversation}) == 2
+    )
     await ws.close()
 
 
-async def test_refused_sends_store_nothing(server: RunningServer, http: aiohttp.ClientSession) -> None:
+async def test_refused_sends_store_nothing(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
     teacher = await enrolled(http, server, "T001")
     parent = await enrolled(http, server, "R004")
     other = await enrolled(http, server, "R001")
@@ -120,7 +124,9 @@ async def test_refused_sends_store_nothing(server: RunningServer, http: aiohttp.
     assert error["code"] == "not_a_member"
     error = await refused("c_unknown", {parent.device_id: b"a"})
     assert error["code"] == "unknown_conversation"
-    assert await server.store.messages.collection.count_documents({"conversation": conversation}) == 1
+    assert (
+        await server.store.messages.collection.count_documents({"conversation": conversation}) == 1
+    )
     await ws.close()
 
 
