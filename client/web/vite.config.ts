@@ -9,6 +9,7 @@ export default defineConfig({
     emptyOutDir: true,
     target: 'es2022',
     sourcemap: false,
+    chunkSizeWarningLimit: 1024, // libsodium (sumo) alone is ~600 kB
   },
   test: {
     include: ['test/**/*.test.ts'],

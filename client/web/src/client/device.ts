@@ -4,7 +4,7 @@
  * deliveries one at a time, so ratchet state is never used concurrently).
  */
 
-import type { EventFrame, ReceiptFrame } from '../protocol/frames.ts';
+import { type EventFrame, type ReceiptFrame, readFrame } from '../protocol/frames.ts';
 import { DeviceKeys } from '../protocol/keys.ts';
 import { type ConversationInfo, HttpApi, type NewConversation } from './api.ts';
 import { Connection, type SocketFactory, defaultSocketFactory } from './connection.ts';
@@ -93,6 +93,11 @@ export class Device {
   /** Find or create the direct conversation with a person. */
   direct(personId: string): Promise<ConversationInfo> {
     return this.createConversation({ kind: 'direct', members: [personId] });
+  }
+
+  /** Tell the server the person read the conversation up to `seq` (read receipts). */
+  markRead(conversation: string, seq: number): void {
+    this.connection?.sendRaw(readFrame(conversation, seq));
   }
 
   close(): void {

@@ -1,0 +1,136 @@
+/**
+ * Browser end-to-end run of the web client against a real Carnet (driven by
+ * tests/web/test_browser.py): a teacher (desktop width) and a parent (360 px phone)
+ * in two browser contexts of Debian's Chromium enrol with demo codes, exchange
+ * messages, open the safety number, devices and lost-device pages; axe-core checks
+ * each screen; screenshots go to --out. Prints one JSON line: {"ok":true,...}.
+ *
+ *   node --import tsx scripts/browser-e2e.ts --url URL --teacher CODE --parent CODE \
+ *        --parent-name NAME --teacher-name NAME --out DIR
+ */
+
+import { mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { type Browser, type Page, chromium } from 'playwright-core';
+
+const require = createRequire(import.meta.url);
+// Evaluated through the DevTools protocol: the app's CSP (rightly) refuses injected scripts.
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const TIMEOUT = 20_000;
+
+const { values } = parseArgs({
+  options: {
+    url: { type: 'string' },
+    teacher: { type: 'string' },
+    parent: { type: 'string' },
+    'teacher-name': { type: 'string' },
+    'parent-name': { type: 'string' },
+    out: { type: 'string' },
+  },
+});
+const url = values.url!;
+const out = values.out!;
+mkdirSync(out, { recursive: true });
+const violations: { page: string; id: string; impact: string | null | undefined; nodes: number }[] = [];
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: join(out, `${name}.png`), fullPage: true });
+  await page.evaluate(AXE);
+  const result = await page.evaluate(async () => {
+    const axe = (window as unknown as { axe: { run: (ctx: Document, opts: object) => Promise<{ violations: { id: string; impact?: string | null; nodes: unknown[] }[] }> } }).axe;
+    return axe.run(document, { runOnly: ['wcag2a', 'wcag2aa'] });
+  });
+  for (const v of result.violations) violations.push({ page: name, id: v.id, impact: v.impact, nodes: v.nodes.length });
+}
+
+async function enrol(browser: Browser, code: string, width: number, height: number, who: string): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height }, locale: 'fr-FR' });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on('pageerror', (error) => process.stderr.write(`${who} page error: ${error.message}\n`));
+  await page.goto(`${url}/app/`);
+  await page.getByRole('heading', { name: 'Activer cet appareil' }).waitFor();
+  await shot(page, `${who}-enrol-${width}`);
+  await page.getByLabel("Code d'activation").fill(code);
+  await page.getByLabel('Phrase secrète (au moins 8 caractères)').fill('correct horse battery');
+  await page.getByLabel('Confirmez la phrase secrète').fill('correct horse battery');
+  await page.getByRole('button', { name: 'Activer' }).click();
+  await page.getByRole('heading', { name: 'Conversations' }).waitFor();
+  return page;
+}
+
+async function main(): Promise<void> {
+  const browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const teacher = await enrol(browser, values.teacher!, 1280, 800, 'teacher');
+    const parent = await enrol(browser, values.parent!, 360, 740, 'parent');
+
+    // Teacher writes to the parent from the directory.
+    await teacher.getByRole('link', { name: 'Annuaire' }).click();
+    await teacher.getByRole('heading', { name: 'Annuaire de l’établissement' }).waitFor();
+    await shot(teacher, 'teacher-directory-1280');
+    await teacher.getByRole('button', { name: `Écrire — ${values['parent-name']}` }).click();
+    await teacher.getByRole('heading', { name: `Conversation avec ${values['parent-name']}` }).waitFor();
+    await teacher.getByLabel('Votre message').fill('Bonjour, Léa a oublié son cahier de liaison.');
+    await teacher.getByRole('button', { name: 'Envoyer' }).click();
+    await teacher.getByRole('list', { name: 'Messages' }).getByText('Léa a oublié son cahier').waitFor();
+
+    // The parent sees the conversation, opens it, reads and answers.
+    const link = parent.getByRole('link', { name: values['teacher-name'] });
+    await link.waitFor();
+    await shot(parent, 'parent-conversations-360');
+    await link.click();
+    await parent.getByRole('list', { name: 'Messages' }).getByText('Léa a oublié son cahier').waitFor();
+    await parent.getByLabel('Votre message').fill('Merci, je le lui donne demain.');
+    await parent.getByRole('button', { name: 'Envoyer' }).click();
+    await shot(parent, 'parent-conversation-360');
+    await teacher.getByRole('list', { name: 'Messages' }).getByText('Merci, je le lui donne demain.').waitFor();
+    await shot(teacher, 'teacher-conversation-1280');
+
+    // Safety number on both sides: the same 60 digits.
+    await teacher.getByRole('link', { name: 'Numéro de sécurité' }).click();
+    const teacherDigits = await teacher.locator('.safety').textContent({ timeout: TIMEOUT });
+    await shot(teacher, 'teacher-safety-1280');
+    await parent.getByRole('link', { name: 'Numéro de sécurité' }).click();
+    const parentDigits = await parent.locator('.safety').textContent({ timeout: TIMEOUT });
+    await shot(parent, 'parent-safety-360');
+    if (!teacherDigits || teacherDigits !== parentDigits) throw new Error(`safety numbers differ: ${teacherDigits} / ${parentDigits}`);
+
+    // Devices of the teacher, the lost-device page, English.
+    await parent.goto(`${url}/app/#/lost`);
+    await parent.getByRole('heading', { name: 'Appareil perdu ou phrase secrète oubliée' }).waitFor();
+    await shot(parent, 'parent-lost-360');
+    await parent.getByRole('button', { name: 'English' }).click();
+    await parent.getByRole('heading', { name: 'Lost device or forgotten passphrase' }).waitFor();
+
+    // Reload: the vault is locked, the passphrase unlocks it and history is still there.
+    await teacher.reload();
+    await teacher.getByRole('heading', { name: 'Déverrouiller Carnet' }).waitFor();
+    await shot(teacher, 'teacher-unlock-1280');
+    await teacher.getByLabel('Phrase secrète (au moins 8 caractères)').fill('wrong passphrase');
+    await teacher.getByRole('button', { name: 'Déverrouiller' }).click();
+    await teacher.getByText('Phrase secrète incorrecte.').waitFor();
+    await teacher.getByLabel('Phrase secrète (au moins 8 caractères)').fill('correct horse battery');
+    await teacher.getByRole('button', { name: 'Déverrouiller' }).click();
+    await teacher.getByRole('heading', { name: `Numéro de sécurité avec ${values['parent-name']}` }).waitFor();
+    await teacher.getByRole('navigation').getByRole('link', { name: 'Conversations' }).click();
+    await teacher.getByRole('link', { name: values['parent-name'] }).click();
+    await teacher.getByRole('list', { name: 'Messages' }).getByText('Merci, je le lui donne demain.').waitFor();
+
+    const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+    process.stdout.write(`${JSON.stringify({ ok: serious.length === 0, digits: teacherDigits, violations })}\n`);
+  } finally {
+    await browser.close();
+  }
+}
+
+main().catch((error: unknown) => {
+  process.stdout.write(`${JSON.stringify({ ok: false, error: String(error), violations })}\n`);
+  process.exit(1);
+});
