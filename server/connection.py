@@ -93,6 +93,8 @@ class DeviceConnection:
         self._bad_frames = 0
         self._superseded = asyncio.Event()
         self._gap = asyncio.Event()
+        self._draining = False
+        self._handling = asyncio.Lock()
 
     # --- life cycle -----------------------------------------------------------
 
@@ -134,6 +136,17 @@ class DeviceConnection:
             session_expires=expires,
             prekeys_left=await self.store.prekeys.count(device.id),
         )
+
+    async def drain(self, timeout: float) -> None:
+        """Server shutdown: finish the frame being handled, send what it produced
+        (its ``sent``), handle nothing more, close with 1001 GOING_AWAY."""
+        self._draining = True
+        try:
+            await asyncio.wait_for(self._handling.acquire(), timeout)
+        except TimeoutError:
+            log.warning("device %s: frame still in flight at shutdown", self.device_id)
+        await self.outbox.flush(timeout)
+        await self._close(1001, "server shutdown")
 
     async def supersede(self) -> None:
         """A newer connection of this device took over: close this one (4001)."""
@@ -281,8 +294,11 @@ class DeviceConnection:
     async def _reader(self) -> None:
         while True:
             msg = await self.ws.receive()
+            if self._draining:
+                raise _Closed  # shutdown: what was not handled was not acknowledged
             if msg.type == WSMsgType.TEXT:
-                await self._on_text(msg.data)
+                async with self._handling:
+                    await self._on_text(msg.data)
             elif msg.type == WSMsgType.BINARY:
                 await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "frames are JSON text"))
             else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp answers 1009 itself)

@@ -9,6 +9,7 @@ does not compress and it costs ~8x memory per connection, docs/security.md).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import weakref
 
@@ -21,6 +22,8 @@ from server.services import SERVICES
 from server.state import SETTINGS
 
 SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
+CONNECTIONS = web.AppKey("connections", weakref.WeakSet[DeviceConnection])
+DRAIN_SECONDS = 5.0
 NONCE_BYTES = 32
 
 
@@ -38,6 +41,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     app[SOCKETS].add(ws)
     connection = DeviceConnection(ws, app[SERVICES], nonce=secrets.token_bytes(NONCE_BYTES))
+    app[CONNECTIONS].add(connection)
     try:
         await connection.run()
     finally:
@@ -47,7 +51,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
 
 
 async def close_all(app: web.Application) -> None:
-    """``on_shutdown``: close every WebSocket with 1001 GOING_AWAY."""
+    """``on_shutdown`` (the listening socket is already closed): every connection
+    finishes the frame it is handling, sends its answer, and closes with 1001
+    GOING_AWAY; sockets still in the challenge are closed with 1001 directly."""
+    connections: weakref.WeakSet[DeviceConnection] = app[CONNECTIONS]
+    await asyncio.gather(*(c.drain(DRAIN_SECONDS) for c in list(connections)))
     sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
     for ws in list(sockets):
         await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
@@ -55,5 +63,6 @@ async def close_all(app: web.Application) -> None:
 
 def setup(app: web.Application) -> None:
     app[SOCKETS] = weakref.WeakSet()
+    app[CONNECTIONS] = weakref.WeakSet()
     app.router.add_get("/v1/ws", websocket)
     app.on_shutdown.append(close_all)
