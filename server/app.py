@@ -21,6 +21,7 @@ from server import (
     web_app,
 )
 from server.background import run_services
+from server.bridge import setup as setup_bridge
 from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.dpo_api import setup as setup_dpo_api
@@ -52,6 +53,7 @@ def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> 
     app.cleanup_ctx.append(load_server_keys)
     app.cleanup_ctx.append(retention_context)
     app.cleanup_ctx.append(run_services)
+    setup_bridge(app)  # its cleanup_ctx needs the services: after run_services
     ops.setup(app)
     devices_api.setup(app)
     conversations_api.setup(app)

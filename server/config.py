@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, cast
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -78,6 +78,34 @@ class Settings(BaseSettings):
 
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
 
+    # SMTP bridge (docs/email-bridge.md); off unless CARNET_BRIDGE_KEY is set.
+    bridge_key: SecretStr | None = None
+    """32 random bytes, base64url: seals bridge devices' keys at rest and signs links."""
+    bridge_previous_keys: tuple[SecretStr, ...] = ()
+    """Bridge keys before a rotation: still open old records and verify old links."""
+    bridge_from_address: Annotated[str, Field(pattern=r"^[^@\s<>]+@[^@\s<>]+$")] = (
+        "carnet@localhost"
+    )
+    bridge_reply_domain: str | None = None
+    """Domain of the signed reply addresses (its MX points at the reply listener)."""
+    bridge_listen_host: str = "127.0.0.1"
+    bridge_listen_port: Annotated[int, Field(ge=0, le=65535)] | None = None
+    """Port of the SMTP reply listener; unset: no listener on this node."""
+    bridge_batch_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
+    bridge_link_hours: Annotated[int, Field(ge=1, le=720)] = 72
+    bridge_reply_days: Annotated[int, Field(ge=1, le=365)] = 30
+    bridge_interval_seconds: Annotated[float, Field(ge=0, le=3600)] = 10.0
+    """How often the bridge worker runs; 0 runs it only when asked (tests)."""
+    bridge_domain_rate_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 60
+    bridge_max_attempts: Annotated[int, Field(ge=1, le=50)] = 10
+    bridge_retry_seconds: Annotated[int, Field(ge=1, le=86_400)] = 60
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Annotated[int, Field(ge=1, le=65535)] = 25
+    smtp_starttls: bool = False
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_timeout_seconds: Annotated[float, Field(gt=0, le=600)] = 30.0
+
     @field_validator("public_url", "allowed_origins", mode="after")
     @classmethod
     def _origins_are_urls(cls, value: Any) -> Any:
@@ -85,6 +113,15 @@ class Settings(BaseSettings):
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @field_validator("bridge_key", "bridge_previous_keys", mode="after")
+    @classmethod
+    def _bridge_keys(cls, value: Any) -> Any:
+        for key in (value,) if isinstance(value, SecretStr) else value or ():
+            text = key.get_secret_value().strip().rstrip("=")
+            if len(text) != 43 or not all(c.isalnum() or c in "-_" for c in text):
+                raise ValueError("a bridge key is 32 bytes, base64url")
         return value
 
     @property

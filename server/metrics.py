@@ -82,3 +82,9 @@ class Metrics:
             ["category"],
             registry=self.registry,
         )
+        self.smtp_messages = Counter(
+            "carnet_smtp_messages_total",
+            "Emails of the SMTP bridge by outcome (queued, sent, failed, bounced).",
+            ["outcome"],
+            registry=self.registry,
+        )

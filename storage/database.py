@@ -17,6 +17,7 @@ from pymongo.errors import PyMongoError
 from storage.attachments import AttachmentRepository
 from storage.audit import AuditLog
 from storage.breach import BreachScope
+from storage.bridge import BridgeRepository
 from storage.conversations import ConversationRepository
 from storage.cursors import CursorRepository
 from storage.directory import DirectoryRepository
@@ -79,6 +80,7 @@ class Store:
         self.dpo_requests = RequestRepository(self.db)
         self.subjects = SubjectRepository(self.db)
         self.breach = BreachScope(self.db)
+        self.bridge = BridgeRepository(client, self.db)
         self.moderation = ModerationRepository(self.db)
 
     @classmethod
@@ -132,6 +134,7 @@ class Store:
                 self.dpo_requests,
                 self.subjects,
                 self.breach,
+                self.bridge,
                 self.moderation,
             ):
                 await repository.create_indexes()
