@@ -1,4 +1,5 @@
-"""``carnet chat`` as a real process: enrol with a code, pick a recipient, send a line."""
+"""``carnet chat`` as a real process: enrol with a code, write to a person, then to a
+group it creates."""
 
 from __future__ import annotations
 
@@ -39,13 +40,21 @@ async def test_chat_enrols_and_sends_a_line(server: RunningServer, tmp_path: Pat
             stderr=asyncio.subprocess.PIPE,
             env={**os.environ, "CARNET_PASSPHRASE": "chat passphrase"},
         )
-        commands = f"/who\n/to {teacher.person_id}\nBonjour depuis le terminal\n/quit\n"
+        commands = (
+            f"/who\n/to {teacher.person_id}\nBonjour depuis le terminal\n"
+            f"/group Sortie au musée {teacher.person_id}\nDépart à 8h\n/quit\n"
+        )
         out, err = await asyncio.wait_for(process.communicate(commands.encode()), 60)
         assert process.returncode == 0, err.decode()
         text = out.decode()
         assert "Claire Durand" in text and "now writing to Claire Durand" in text
         assert "not sent" not in text
+        assert "now writing to group Sortie au musée" in text
         message = await teacher.next_message()
-        assert message.body == "Bonjour depuis le terminal"
+        assert message.body == "Bonjour depuis le terminal" and not message.group
         assert message.sender_person == parent["person_id"]
+        message = await teacher.next_message()
+        assert message.body == "Départ à 8h" and message.group
+        conversations = {c.id: c for c in await teacher.conversations()}
+        assert conversations[message.conversation].title == "Sortie au musée"
         assert keystore.stat().st_mode & 0o777 == 0o600

@@ -13,9 +13,9 @@ from tests.e2e.helpers import enrolled_client, quiet
 from tests.support.servers import RunningServer
 
 
-async def membership(client_events: object) -> MembershipChange:
-    assert isinstance(client_events, MembershipChange), client_events
-    return client_events
+def membership(event: object) -> MembershipChange:
+    assert isinstance(event, MembershipChange), event
+    return event
 
 
 async def test_group_exchange_then_removed_member_cannot_read(
@@ -32,7 +32,7 @@ async def test_group_exchange_then_removed_member_cannot_read(
             nadia.person_id,
         }
         for member in (teacher, sophie, nadia):
-            created = await membership(await member.next_event())
+            created = membership(await member.next_event())
             assert (created.conversation, created.seq, created.action) == (group.id, 1, "created")
 
         receipt = await group.send("Réunion jeudi 18h")
@@ -61,7 +61,7 @@ async def test_group_exchange_then_removed_member_cannot_read(
         assert old_state is not None and teacher_key in old_state.key_ids
         await group.remove_member(nadia.person_id)
         for member in (teacher, sophie, nadia):
-            removed = await membership(await member.next_event())
+            removed = membership(await member.next_event())
             assert (removed.action, removed.persons, removed.by) == (
                 "removed",
                 (nadia.person_id,),
@@ -106,7 +106,7 @@ async def test_an_added_member_reads_only_what_follows(
         assert (await sophie.next_message()).body == "Avant Nadia"
         added = await group.add_member(nadia.person_id)
         assert nadia.person_id in added.members
-        event = await membership(await nadia.next_event())
+        event = membership(await nadia.next_event())
         assert (event.action, event.persons) == ("added", (nadia.person_id,))
         await group.send("Avec Nadia")
         for member in (sophie, nadia):

@@ -57,8 +57,8 @@ async def test_no_plaintext_in_any_collection(server: RunningServer, tmp_path: P
         await group.send(SECRETS[2])
         for member in (sophie, nadia):
             assert (await member.next_message()).body == SECRETS[2]
-        await nadia.send_to_person(sophie.person_id, SECRETS[3])
-        assert (await sophie.next_message()).body == SECRETS[3]
+        await nadia.send_to_person(teacher.person_id, SECRETS[3])
+        assert (await teacher.next_message()).body == SECRETS[3]
         await quiet(teacher, sophie, nadia)
 
     db = server.store.db
