@@ -262,7 +262,21 @@ class BridgeDevices:
         seq = 0
         for send in sends:
             seq = await self._submit(device, conversation.id, send)
+        await self._keep_own(device, conversation.id, seq, text, sends[-1].client_msg_id)
         return seq
+
+    async def _keep_own(
+        self, device: BridgeDevice, conversation: str, seq: int, text: str, client_id: str
+    ) -> None:
+        """The parent's own reply joins their mailbox, so the page shows the whole exchange."""
+        now = self.s.clock.now()
+        message_id = derived_id("m", device.device_id, client_id)
+        body = json.dumps({"text": text, "message_id": message_id}).encode()
+        sealed = self.keyring.seal(body, _inbox_record(device.device_id, conversation, seq))
+        lifetime = timedelta(days=self.s.settings.undelivered_days)
+        await self.store.bridge.keep(
+            device.device_id, conversation, seq, device.person_id, now, sealed, now + lifetime
+        )
 
     async def _session(self, state: BridgeState, device_id: str) -> bool:
         if state.book.has_session(device_id):
