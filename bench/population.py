@@ -1,6 +1,6 @@
 """Enrolled devices for a run, made over Carnet's real admin and enrolment API.
 
-One bench school; ``n`` people imported in one ``POST /v1/admin/directory/people``;
+Bench schools of 1000 people each; ``n`` people imported in one ``POST /v1/admin/directory/people``;
 one enrolment code each (``POST /v1/admin/people/{id}/enrolment-codes``);
 one device each (``POST /v1/enrol`` with a fresh Ed25519 key). Valid codes
 never count against the enrolment brute-force limits.
@@ -18,7 +18,8 @@ from nacl.signing import SigningKey
 from bench.servers import ServerProcess
 from bench.wire import BenchError, Credentials, b64e
 
-BENCH_UAI = "0000001B"
+SCHOOL_SIZE = 1000
+"""People per bench school: the admin listing returns at most 1000 people."""
 CONCURRENCY = 32
 IMPORT_CHUNK = 10_000
 
@@ -32,11 +33,12 @@ async def enrol_devices(
         BenchError: the API refused a step.
     """
     headers = {"Authorization": f"Bearer {server.operator_token}"}
+    schools = [_uai(k) for k in range((count + SCHOOL_SIZE - 1) // SCHOOL_SIZE)]
     async with aiohttp.ClientSession(headers=headers) as http:
         for start in range(0, count, IMPORT_CHUNK):
             people = [
                 {
-                    "uai": BENCH_UAI,
+                    "uai": _uai(n // SCHOOL_SIZE),
                     "external_id": f"{prefix}{n}",
                     "role": role,
                     "given_name": "Bench",
@@ -44,11 +46,18 @@ async def enrol_devices(
                 }
                 for n in range(start, min(count, start + IMPORT_CHUNK))
             ]
-            body = {"schools": [{"uai": BENCH_UAI, "name": "Banc d'essai"}], "people": people}
+            body = {
+                "schools": [{"uai": u, "name": "Banc d'essai"} for u in schools],
+                "people": people,
+            }
             await _json(http, "POST", server.url + "/v1/admin/directory/people", body, 200)
-        listing = await _json(http, "GET", f"{server.url}/v1/admin/schools/{BENCH_UAI}/people")
         wanted = {f"{prefix}{n}" for n in range(count)}
-        ids = [p["id"] for p in listing["people"] if p["external_id"] in wanted]
+        ids: list[str] = []
+        for uai in schools:  # the listing returns at most 1000 people per school
+            listing = await _json(http, "GET", f"{server.url}/v1/admin/schools/{uai}/people")
+            ids += [p["id"] for p in listing["people"] if p["external_id"] in wanted]
+        if len(ids) != count:
+            raise BenchError(f"{len(ids)} of {count} people listed after the import")
         gate = asyncio.Semaphore(CONCURRENCY)
 
         async def one(person_id: str) -> Credentials:
@@ -62,6 +71,10 @@ async def enrol_devices(
                 return Credentials(device["device_id"], seed)
 
         return list(await asyncio.gather(*(one(i) for i in ids)))
+
+
+def _uai(k: int) -> str:
+    return f"{k + 1:07d}B"
 
 
 async def _json(
