@@ -324,3 +324,27 @@ async def test_expired_or_forged_link_shows_a_clear_page(
         bridged.clock.advance(timedelta(hours=bridged.settings.bridge_link_hours, seconds=1))
         async with http.get(link) as response:
             assert response.status == 410
+
+
+async def test_directory_import_email_only_creates_the_bridge_device(
+    bridged: RunningServer, relay: Relay
+) -> None:
+    uai = bridged.demo["school"]["uai"]
+    record = {
+        "uai": uai, "external_id": "R003", "role": "parent", "given_name": "Nadia",
+        "family_name": "Petit", "email": "nadia.petit@demo.example", "children": ["E002"],
+        "email_only": True,
+    }  # fmt: skip
+    async with aiohttp.ClientSession() as http:
+        async with http.post(
+            f"{bridged.url}/v1/admin/directory/people",
+            json={"people": [record]},
+            headers={"Authorization": f"Bearer {bridged.operator_token}"},
+        ) as response:
+            assert response.status == 200, await response.text()
+    assert (await worker(bridged).run_once())["created"] == 1
+    assert (await worker(bridged).run_once())["created"] == 0
+    person_id = bridged.person("R003")["person_id"]
+    [device] = await bridged.store.enrolment.devices_of(person_id)
+    assert device.kind.value == "email-bridge"
+    assert await bridged.store.prekeys.count(device.id) == 100
