@@ -34,7 +34,8 @@ class ErrorCode(StrEnum):
     NOT_A_MEMBER = "not_a_member"
     """A recipient device does not belong to a member of the conversation."""
     NOT_ALLOWED = "not_allowed"
-    """The action is not allowed here (e.g. replying in a one-way announcement)."""
+    """The action is not allowed here (e.g. replying in a one-way announcement); a
+    moderation refusal carries its ``reason`` code (docs/moderation.md, "Reason codes")."""
     QUEUE_FULL = "queue_full"
     """A recipient device's undelivered queue is at its limit."""
     STORE_UNAVAILABLE = "store_unavailable"

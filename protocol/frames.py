@@ -143,6 +143,10 @@ class SentFrame(_Frame):
     """Server time of storage, milliseconds since the Unix epoch."""
     stamp: B64 | None = None
     """The server's franking stamp over the send's commitment, if it had one."""
+    silent_to: list[Identifier] = []
+    """Recipients in their quiet hours: delivered without notification (docs/moderation.md)."""
+    quiet_until: int | None = None
+    """When the last of those quiet hours ends, ms since the epoch."""
 
 
 class DeliverFrame(_Frame):
@@ -165,6 +169,8 @@ class DeliverFrame(_Frame):
     ts: int
     commitment: B64 | None = None
     stamp: B64 | None = None
+    silent: bool = False
+    """Quiet hours of the recipient's school: show it without a notification."""
 
 
 class ErrorFrame(_Frame):
@@ -175,6 +181,8 @@ class ErrorFrame(_Frame):
     message: str
     ref: str | None = None
     retry_after: float | None = None
+    reason: str | None = None
+    """For ``not_allowed`` and ``rate_limited``: the moderation reason (docs/moderation.md)."""
 
 
 class MembershipEvent(BaseModel):
@@ -236,6 +244,22 @@ class PrekeysLowFrame(_Frame):
     remaining: int
 
 
+class NoticeFrame(_Frame):
+    """Something the person should know, unsequenced and live only (docs/moderation.md).
+
+    ``new_device``: a device (``device_id``) was enrolled on the person's
+    account; ``report_outcome``: a moderator moved the person's report
+    ``report_id`` to ``state``.
+    """
+
+    type: Literal["notice"] = "notice"
+    kind: Literal["new_device", "report_outcome"]
+    ts: int
+    device_id: Identifier | None = None
+    report_id: Identifier | None = None
+    state: str | None = None
+
+
 AnyServerFrame = (
     ChallengeFrame
     | ReadyFrame
@@ -247,6 +271,7 @@ AnyServerFrame = (
     | ReceiptFrame
     | ErrorFrame
     | PrekeysLowFrame
+    | NoticeFrame
 )
 ServerFrame = Annotated[
     AnyServerFrame,

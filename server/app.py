@@ -16,6 +16,8 @@ from server import (
     devices_api,
     enrol,
     gateway,
+    moderation_api,
+    moderation_reports,
     ops,
     receipts_api,
     web_app,
@@ -29,6 +31,7 @@ from server.dpo_scheduler import retention_context
 from server.errors import error_middleware
 from server.hub import Hub
 from server.metrics import Metrics
+from server.moderation_incidents import moderation_context
 from server.secrets_state import load_server_keys
 from server.state import CLOCK, HUB, METRICS, SETTINGS, STORE
 from storage.database import Store
@@ -52,12 +55,15 @@ def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> 
     app[HUB] = Hub()
     app.cleanup_ctx.append(load_server_keys)
     app.cleanup_ctx.append(retention_context)
+    app.cleanup_ctx.append(moderation_context)
     app.cleanup_ctx.append(run_services)
     setup_bridge(app)  # its cleanup_ctx needs the services: after run_services
     ops.setup(app)
     devices_api.setup(app)
     conversations_api.setup(app)
     receipts_api.setup(app)
+    moderation_api.setup(app)
+    moderation_reports.setup(app)
     attachments_api.setup(app)
     enrol.setup(app)
     admin.setup(app)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from server.fanout import Fanout
+from server.moderation_gate import GATE
 from server.receipts import Receipts
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
@@ -84,6 +85,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         receipts=receipts,
         franking=app[FRANKING],
         sessions=app[SESSIONS],
+        gate=app[GATE],
     )
     app[SERVICES] = services
     stop = asyncio.Event()

@@ -15,7 +15,8 @@ cursor; unacknowledged messages come again after a reconnect (at least once).
 
 Close codes (docs/protocol.md, "Close codes"): 1001 server going away, 1008
 policy violation (failed login, repeated bad frames), 1009 frame too big,
-4001 superseded by a newer connection of the same device, 4002 slow reader.
+4001 superseded by a newer connection of the same device, 4002 slow reader,
+4003 logged out by the school (docs/moderation.md, "Incident controls").
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 
 CLOSE_SUPERSEDED = 4001
 CLOSE_SLOW_READER = 4002
+CLOSE_LOGGED_OUT = 4003
 CLOSE_POLICY = 1008
 GAP_WAIT_SECONDS = 0.2
 """How long a held message waits for a missing lower seq before the database is asked."""
@@ -92,6 +94,7 @@ class DeviceConnection:
         self.live = False
         self._bad_frames = 0
         self._superseded = asyncio.Event()
+        self._logged_out = asyncio.Event()
         self._gap = asyncio.Event()
         self._draining = False
         self._handling = asyncio.Lock()
@@ -106,6 +109,9 @@ class DeviceConnection:
         if device is None:
             return
         self.device, self.device_id, self.person_id = device, device.id, device.person_id
+        if not await self.s.gate.controls.login(self, device.person_id, self.s.clock.now()):
+            await self._refuse(ErrorCode.UNAUTHORIZED, "your school logged devices out; retry")
+            return
         self.lifecycle.move(ConnectionState.AUTHENTICATED)
         previous = self.s.hub.attach(self)
         if previous is not None:
@@ -119,10 +125,12 @@ class DeviceConnection:
                 group.create_task(self._resolve_gaps())
                 group.create_task(self._watch_overflow())
                 group.create_task(self._watch_superseded())
+                group.create_task(self._watch_logged_out())
                 group.create_task(self._reader())
         except* _Closed:
             pass
         finally:
+            self.s.gate.controls.logout(self)
             self.s.hub.detach(self)
             self.metrics.connected_devices.dec()
             self.lifecycle.close()
@@ -234,6 +242,15 @@ class DeviceConnection:
         await self._close(CLOSE_SUPERSEDED, "superseded by a newer connection")
         raise _Closed
 
+    def log_out(self) -> None:
+        """The school logged every device out (an incident control): close with 4003."""
+        self._logged_out.set()
+
+    async def _watch_logged_out(self) -> None:
+        await self._logged_out.wait()
+        await self._close(CLOSE_LOGGED_OUT, "logged out by your school; log in again")
+        raise _Closed
+
     async def _catch_up(self) -> None:
         """Per conversation, what the device has not acknowledged, in seq order."""
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
@@ -316,6 +333,9 @@ class DeviceConnection:
             await self._bad_frame(exc)
             return
         self.metrics.frames_in.labels(frame.type).inc()
+        if not self.s.gate.controls.valid(self):
+            self.log_out()
+            return
         try:
             if isinstance(frame, SendFrame):
                 await self._on_send(frame)
@@ -369,7 +389,12 @@ class DeviceConnection:
             listed = ", ".join(outsiders[:5])
             self._error(ErrorCode.NOT_A_MEMBER, f"device(s) of non-members: {listed}", ref)
             return
-        message = self._message(frame)
+        verdict = await self.s.gate.check_send(me, conversation)
+        if verdict.code is not None:
+            self.metrics.errors.labels(verdict.code.value).inc()
+            self.outbox.offer("error", dump_frame(verdict.error_frame(ref)))
+            return
+        message = verdict.applied(self._message(frame), owners)
         try:
             result = await self.s.sequencer.submit(message)
         except SequencerClosed:
@@ -382,6 +407,7 @@ class DeviceConnection:
             seq=result.seq,
             ts=millis(result.created_at),
             stamp=result.stamp,
+            **verdict.told(),
         )
         self.outbox.offer("sent", dump_frame(sent))
         for item in self.ordering.skip(conversation.id, result.seq):

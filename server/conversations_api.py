@@ -27,6 +27,7 @@ from protocol.frames import Identifier
 from server.devices_api import require_device
 from server.errors import ApiError, read_model
 from server.membership import EventAction, class_members, write_event
+from server.moderation_gate import GATE
 from server.services import SERVICES, Services
 from storage.conversations import Conversation, ConversationKind
 from storage.models import Device, Person, Role
@@ -123,7 +124,10 @@ async def create(request: web.Request) -> web.Response:
             raise ApiError(ErrorCode.NOT_ALLOWED, "you do not teach this class")
         if not body.class_id.startswith(me.uai + "/"):
             raise ApiError(ErrorCode.NOT_FOUND, "no such class in your school")
-        members = [me.id, *await class_members(services.store, body.class_id)]
+        # docs/moderation.md, second adult: listed members (e.g. the director) co-own it.
+        extra = [p.id for p in await _people(services, body.members, me.uai)]
+        owners = list(dict.fromkeys([me.id, *extra]))
+        members = [me.id, *await class_members(services.store, body.class_id), *extra]
     else:
         members = [me.id, *(p.id for p in await _people(services, body.members, me.uai))]
     members = list(dict.fromkeys(members))
@@ -135,6 +139,7 @@ async def create(request: web.Request) -> web.Response:
         raise ApiError(ErrorCode.INVALID_REQUEST, "a class channel needs class_id")
     if len(members) < 2:
         raise ApiError(ErrorCode.INVALID_REQUEST, "a conversation needs another member")
+    await request.app[GATE].check_start(me, members, kind)
     conversation, created = await services.store.conversations.create(
         kind,
         me.uai,
@@ -186,6 +191,7 @@ async def add_member(request: web.Request) -> web.Response:
     (person,) = await _people(services, [body.person_id], conversation.uai)
     if person.id in conversation.members:
         return web.json_response(conversation_json(conversation))
+    await request.app[GATE].check_add(me, conversation, person)
     members = [*conversation.members, person.id]
     await services.store.conversations.set_members(
         conversation.id, members, conversation.owners, services.clock.now()
@@ -207,6 +213,7 @@ async def remove_member(request: web.Request) -> web.Response:
         raise ApiError(ErrorCode.NOT_ALLOWED, "a direct conversation has fixed members")
     if person_id not in conversation.members:
         raise ApiError(ErrorCode.NOT_FOUND, "not a member")
+    await request.app[GATE].check_remove(me, conversation, person_id)
     members = [m for m in conversation.members if m != person_id]
     owners = [o for o in conversation.owners if o != person_id]
     await services.store.conversations.set_members(

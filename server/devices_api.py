@@ -22,6 +22,7 @@ from crypto.errors import CryptoError
 from protocol import ErrorCode, PrekeysLowFrame, dump_frame
 from protocol.frames import B64
 from server.errors import ApiError, read_model
+from server.moderation_gate import GATE
 from server.state import CLOCK, HUB, SESSIONS, STORE
 from storage.models import Device
 from storage.prekeys import OneTimePrekey, SignedPrekey
@@ -73,6 +74,8 @@ async def require_device(request: web.Request) -> Device:
     device = await request.app[STORE].enrolment.device(device_id) if device_id else None
     if device is None or device.revoked_at is not None:
         raise ApiError(ErrorCode.UNAUTHORIZED, "log in over the WebSocket for a session token")
+    if not await request.app[GATE].controls.token_valid(device, token.strip()):
+        raise ApiError(ErrorCode.UNAUTHORIZED, "your school logged devices out; log in again")
     return device
 
 
@@ -164,6 +167,7 @@ async def directory(request: web.Request) -> web.Response:
     if me is None:
         raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
     people = await store.directory.people_of_school(me.uai)
+    people = await request.app[GATE].visible(me, people)  # docs/moderation.md, directory
     return web.json_response(
         {
             "people": [

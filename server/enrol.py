@@ -17,10 +17,11 @@ from aiohttp import web
 from nacl.bindings import crypto_core_ed25519_is_valid_point
 from pydantic import BaseModel, ConfigDict, Field
 
-from protocol import ErrorCode
+from protocol import ErrorCode, NoticeFrame, dump_frame
 from protocol.frames import B64
 from server.codes import parse_code
 from server.errors import ApiError, read_model
+from server.moderation_gate import GATE
 from server.state import CLOCK, METRICS, SETTINGS, STORE
 from storage.enrolment import Redemption
 from storage.errors import DuplicateKey
@@ -86,6 +87,10 @@ async def enrol(request: web.Request) -> web.Response:
         await store.throttle.record_failure(address_key, now, window)
         await store.throttle.record_failure(GLOBAL_KEY, now, window)
         raise ApiError(ErrorCode.INVALID_CODE, "this code is not valid (unknown, used or expired)")
+    # docs/moderation.md, "Incident controls": the person's other devices are told.
+    others = [d.id for d in await store.enrolment.devices_of(device.person_id) if d.id != device.id]
+    notice = NoticeFrame(kind="new_device", ts=int(now.timestamp() * 1000), device_id=device.id)
+    await app[GATE].controls.notify(others, "notice", dump_frame(notice))
     return web.json_response(
         {"device_id": device.id, "person_id": device.person_id, "kind": device.kind.value},
         status=201,

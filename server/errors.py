@@ -31,6 +31,7 @@ _STATUS = {
     ErrorCode.INVALID_CODE: 400,
     ErrorCode.UNAUTHORIZED: 401,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.NOT_ALLOWED: 403,
     ErrorCode.NOT_FOUND: 404,
     ErrorCode.UNKNOWN_CONVERSATION: 404,
     ErrorCode.NOT_A_MEMBER: 403,

@@ -59,6 +59,7 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
         ts=millis(message.created_at),
         commitment=message.commitment,
         stamp=message.stamp,
+        silent=message.silent,
     )
 
 

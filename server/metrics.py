@@ -53,6 +53,24 @@ class Metrics:
             ["path"],
             registry=self.registry,
         )
+        self.moderation_refusals = Counter(
+            "carnet_moderation_refusals_total",
+            "Actions refused by moderation, by action and reason code (docs/moderation.md).",
+            ["action", "reason"],
+            registry=self.registry,
+        )
+        self.moderation_deliveries = Counter(
+            "carnet_moderation_deliveries_total",
+            "Recipients of allowed sends, by delivery (notify, silent, drop).",
+            ["delivery"],
+            registry=self.registry,
+        )
+        self.moderation_reports = Counter(
+            "carnet_moderation_reports_total",
+            "Reports filed, by proof (verified, unverified).",
+            ["proof"],
+            registry=self.registry,
+        )
         self.enrolments = Counter(
             "carnet_enrolments_total",
             "Enrolment attempts by outcome.",

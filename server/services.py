@@ -13,6 +13,7 @@ from server.device_sessions import DeviceSessions
 from server.fanout import Fanout
 from server.hub import Hub
 from server.metrics import Metrics
+from server.moderation_gate import ModerationGate
 from server.receipts import Receipts
 from server.sequencer import Sequencer
 from storage.database import Store
@@ -30,6 +31,8 @@ class Services:
     receipts: Receipts
     franking: FrankingKeyring
     sessions: DeviceSessions
+    gate: ModerationGate
+    """Moderation decisions and incident controls (``server.moderation_gate``)."""
 
 
 SERVICES = web.AppKey("services", Services)

@@ -52,6 +52,8 @@ class NewMessage:
     stamp: bytes | None = None
     event: dict[str, Any] | None = None
     event_devices: tuple[str, ...] = ()
+    silent_devices: tuple[str, ...] = ()
+    """Recipients in quiet hours: delivered without notification (docs/moderation.md)."""
 
     @property
     def recipients(self) -> list[str]:
@@ -73,6 +75,7 @@ class StoredMessage:
     commitment: bytes | None = None
     stamp: bytes | None = None
     event: dict[str, Any] | None = None
+    silent: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,7 @@ def view_for(doc: Doc, device_id: str) -> StoredMessage:
         commitment=_opt_bytes(doc.get("commitment")),
         stamp=_opt_bytes(doc.get("stamp")),
         event=doc.get("event"),
+        silent=device_id in (doc.get("silent") or ()),
     )
 
 
@@ -128,6 +132,8 @@ def message_document(message: NewMessage, seq: int, node: str, expires_at: datet
         doc["stamp"] = message.stamp
     if message.event is not None:
         doc["event"] = message.event
+    if message.silent_devices:
+        doc["silent"] = list(message.silent_devices)
     return doc
 
 
@@ -185,7 +191,7 @@ class MessageRepository:
         projection = {
             "conversation": 1, "seq": 1, "sender_device": 1, "sender_person": 1,
             "created_at": 1, "group": 1, f"pairwise.{device_id}": 1, "commitment": 1,
-            "stamp": 1, "event": 1,
+            "stamp": 1, "event": 1, "silent": 1,
         }  # fmt: skip
         cursor = (
             self.collection.find(

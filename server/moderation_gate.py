@@ -1,0 +1,385 @@
+"""The one place the server asks ``moderation/`` (issue 5; docs/moderation.md, "Server side").
+
+Every conversation creation, membership change, send, directory listing and
+block goes through :class:`ModerationGate`. For each action it builds a
+:class:`moderation.DirectoryView` from the store (the schools of everyone
+involved, their policies, and the children of any parent involved: an
+incomplete view refuses more, never less), cached for that action only
+(:class:`Lookup`), then maps the decision:
+
+- a refused conversation change: HTTP 403 ``not_allowed`` with ``reason``
+  (docs/moderation.md, "Reason codes"); nothing is stored;
+- a refused send: an ``error`` frame ``not_allowed`` with ``reason``, or
+  ``rate_limited`` with ``retry_after`` (seconds, rounded up);
+- an allowed send: per recipient ``drop`` (blocked; the sender is not told),
+  ``silent`` (quiet hours; the sender is told ``quiet_until``) or ``notify``.
+
+Incident controls (:mod:`server.moderation_incidents`) are held as one
+:class:`moderation.IncidentState` per node, rebuilt from the database whenever
+a control changes anywhere.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from moderation import (
+    Blocks,
+    ContactPolicy,
+    Conversation,
+    ConversationKind,
+    Decision,
+    Delivery,
+    DirectoryView,
+    IncidentState,
+    PolicyError,
+    RateLimiter,
+    Reason,
+    may_add_member,
+    may_remove_member,
+    may_send,
+    may_start,
+    parse_policy,
+    visible_people,
+    window_end,
+)
+from protocol import ErrorCode, ErrorFrame
+from server.clock import Clock
+from server.errors import ApiError
+from server.metrics import Metrics
+from storage import conversations as stored
+from storage.database import Store
+from storage.messages import NewMessage
+from storage.models import Person, Role, School
+
+if TYPE_CHECKING:  # the controls module imports this one
+    from server.moderation_incidents import IncidentControls
+
+MESSAGES: dict[Reason, str] = {
+    Reason.NOT_A_PARTICIPANT: "This person does not take part in messaging.",
+    Reason.PERSON_LEFT: "This person has left the school.",
+    Reason.CONTACT_NOT_ALLOWED: "Your school does not allow messages between you and this person.",
+    Reason.TEACHER_CHANNEL_REQUIRED: (
+        "Pupils write to each other only in a channel run by a teacher."
+    ),
+    Reason.CROSS_SCHOOL: "This person is in another school.",
+    Reason.SECOND_ADULT_REQUIRED: (
+        "Add a second adult of the school (a teacher of the class, the director or a "
+        "designated staff member)."
+    ),
+    Reason.LAST_SECOND_ADULT: (
+        "This adult must stay: the pupil needs two adults of the school in the conversation."
+    ),
+    Reason.KIND_NOT_ALLOWED: "You cannot do this in this kind of conversation.",
+    Reason.INVALID_MEMBERS: "Check the list of members.",
+    Reason.NOT_A_MEMBER: "You are not in this conversation.",
+    Reason.NOT_OWNER: "Only the conversation's owners can do this.",
+    Reason.ANNOUNCEMENT_ONE_WAY: "This is an announcement: replies are not possible.",
+    Reason.NIGHT_CLOSURE: "Messaging is closed at night; try again in the morning.",
+    Reason.MESSAGING_CLOSED: "Your school has closed pupils' messaging for now.",
+    Reason.SENDING_SUSPENDED: "Sending is suspended by your school for now.",
+    Reason.PERSON_SUSPENDED: "Your sending is suspended for a period decided by your school.",
+    Reason.RATE_LIMITED: "You are sending too fast; wait before sending again.",
+    Reason.REPORT_INSTEAD: (
+        "You cannot block this adult of your school; report the message instead."
+    ),
+    Reason.CANNOT_BLOCK_SELF: "You cannot block yourself.",
+    Reason.NOT_MODERATOR: "Only your school's moderators can do this.",
+}
+
+
+def refusal(decision: Decision) -> ApiError:
+    """The HTTP error for a refused decision: 403 ``not_allowed`` with its ``reason``.
+
+    Args:
+        decision: A refused decision.
+
+    Returns:
+        The error to raise.
+    """
+    reason = decision.reason or Reason.NOT_A_MEMBER
+    return ApiError(ErrorCode.NOT_ALLOWED, MESSAGES[reason], reason=reason.value)
+
+
+@dataclass(frozen=True)
+class SendVerdict:
+    """What the gate says about one send.
+
+    Attributes:
+        code: ``None`` when allowed, else the error code to answer.
+        reason: The moderation reason of a refusal.
+        message: The client message of a refusal.
+        retry_after: Whole seconds to wait, for ``rate_limited``.
+        deliveries: Recipient person id to delivery (allowed sends).
+        quiet_until: The latest end of the quiet hours among silent recipients.
+    """
+
+    code: ErrorCode | None = None
+    reason: Reason | None = None
+    message: str = ""
+    retry_after: float | None = None
+    deliveries: dict[str, Delivery] = field(default_factory=dict)
+    quiet_until: datetime | None = None
+
+    def persons(self, delivery: Delivery) -> set[str]:
+        """The recipients who get this delivery."""
+        return {p for p, d in self.deliveries.items() if d == delivery}
+
+    def error_frame(self, ref: str | None) -> ErrorFrame:
+        """The ``error`` frame of a refused send."""
+        code = self.code or ErrorCode.NOT_ALLOWED
+        reason = self.reason.value if self.reason else None
+        return ErrorFrame(
+            code=code, message=self.message, ref=ref, retry_after=self.retry_after, reason=reason
+        )
+
+    def told(self) -> dict[str, Any]:
+        """What the ``sent`` frame tells the sender: silent recipients, never dropped ones."""
+        until = int(self.quiet_until.timestamp() * 1000) if self.quiet_until else None
+        return {"silent_to": sorted(self.persons(Delivery.SILENT)), "quiet_until": until}
+
+    def applied(self, message: NewMessage, owners: Mapping[str, str]) -> NewMessage:
+        """The message without the devices of recipients who blocked the sender.
+
+        Args:
+            message: The message as sent.
+            owners: Recipient device id to person id.
+
+        Returns:
+            The message to store: dropped devices removed, silent ones marked.
+        """
+        dropped = self.persons(Delivery.DROP)
+        silent = self.persons(Delivery.SILENT)
+        keep = {d for d, p in owners.items() if p not in dropped}
+        return replace(
+            message,
+            pairwise={d: c for d, c in message.pairwise.items() if d in keep},
+            group_devices=tuple(d for d in message.group_devices if d in keep),
+            silent_devices=tuple(sorted(d for d in keep if owners[d] in silent)),
+        )
+
+
+class Lookup:
+    """Directory reads for one action, each done once (schools, policies, people)."""
+
+    def __init__(self, store: Store, policies: PolicyCache) -> None:
+        self._store = store
+        self._policies = policies
+        self.people: dict[str, Person] = {}
+        self._schools: dict[str, School] = {}
+
+    async def load(self, person_ids: Iterable[str]) -> dict[str, Person]:
+        """The people with these ids that exist (from cache or one query)."""
+        ids = list(dict.fromkeys(person_ids))
+        missing = [i for i in ids if i not in self.people]
+        if missing:
+            for person in await self._store.directory.people(missing):
+                self.people[person.id] = person
+        return {i: self.people[i] for i in ids if i in self.people}
+
+    async def view(self, involved: Iterable[Person]) -> DirectoryView:
+        """A view with everyone involved, the children of parents, schools and policies."""
+        involved = list(involved)
+        for person in involved:
+            self.people.setdefault(person.id, person)
+        children = [c for p in involved if p.role == Role.PARENT for c in p.children]
+        await self.load(children)
+        uais = {p.uai for p in self.people.values()}
+        for uai in uais - set(self._schools):
+            school = await self._store.directory.school(uai)
+            self._schools[uai] = school or School(uai=uai, name=uai)
+        policies = {uai: await self._policies.get(uai) for uai in uais}
+        return DirectoryView(schools=dict(self._schools), policies=policies, people=self.people)
+
+
+class PolicyCache:
+    """Parsed policies by (school, version); the version is read on every action."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._parsed: dict[tuple[str, int], ContactPolicy] = {}
+
+    async def get(self, uai: str) -> ContactPolicy:
+        """The school's current policy (defaults when it has none).
+
+        Raises:
+            PolicyError: a stored revision no longer parses (never stored so).
+        """
+        revision = await self._store.moderation.policies.current(uai)
+        if revision is None:
+            return ContactPolicy()
+        key = (uai, revision.version)
+        if key not in self._parsed:
+            if len(self._parsed) > 10_000:
+                self._parsed.clear()
+            self._parsed[key] = parse_policy(revision.document, "json")
+        return self._parsed[key]
+
+
+def as_moderated(conversation: stored.Conversation, people: dict[str, Person]) -> Conversation:
+    """The stored conversation as ``moderation`` sees it (direct ones have no owner).
+
+    Members missing from the directory (erased) are left out.
+    """
+    members = tuple(people[m] for m in conversation.members if m in people)
+    present = {m.id for m in members}
+    kind = ConversationKind(conversation.kind.value)
+    owners = frozenset() if kind == ConversationKind.DIRECT else frozenset(conversation.owners)
+    return Conversation(kind, members, owners & present)
+
+
+class ModerationGate:
+    """Asks ``moderation/`` on behalf of the server; one per node.
+
+    Args:
+        store: The repositories.
+        clock: The node's clock (tests freeze it).
+        metrics: Where refusals and deliveries are counted.
+    """
+
+    controls: IncidentControls
+    """The node's incident controls and sessions (set by ``moderation_context``)."""
+
+    def __init__(self, store: Store, clock: Clock, metrics: Metrics) -> None:
+        self.store = store
+        self.clock = clock
+        self.metrics = metrics
+        self.policies = PolicyCache(store)
+        self.incidents = IncidentState()
+        self.limiter = RateLimiter(DirectoryView(schools={}))
+
+    def lookup(self) -> Lookup:
+        """A fresh per-action cache of directory reads."""
+        return Lookup(self.store, self.policies)
+
+    def _count(self, action: str, decision: Decision) -> Decision:
+        if decision.reason is not None:
+            self.metrics.moderation_refusals.labels(action, decision.reason.value).inc()
+        return decision
+
+    # --- conversations ------------------------------------------------------------
+
+    async def check_start(
+        self, me: Person, members: Sequence[str], kind: stored.ConversationKind
+    ) -> None:
+        """Refuse a creation the policy forbids (``may_start``).
+
+        Raises:
+            ApiError: 403 ``not_allowed`` with the reason.
+        """
+        lookup = self.lookup()
+        people = await lookup.load([m for m in members if m != me.id])
+        view = await lookup.view([me, *people.values()])
+        now = self.clock.now()
+        decision = may_start(view, me, people.values(), ConversationKind(kind.value), now)
+        if not self._count("create", decision):
+            raise refusal(decision)
+
+    async def _state(
+        self, me: Person, conversation: stored.Conversation, extra: Sequence[Person] = ()
+    ) -> tuple[DirectoryView, Conversation]:
+        lookup = self.lookup()
+        people = await lookup.load(conversation.members)
+        view = await lookup.view([me, *people.values(), *extra])
+        return view, as_moderated(conversation, people)
+
+    async def check_add(self, me: Person, conversation: stored.Conversation, new: Person) -> None:
+        """Refuse an addition the policy forbids (``may_add_member``).
+
+        Raises:
+            ApiError: 403 ``not_allowed`` with the reason.
+        """
+        view, state = await self._state(me, conversation, [new])
+        decision = may_add_member(view, me, state, new, self.clock.now())
+        if not self._count("add_member", decision):
+            raise refusal(decision)
+
+    async def check_remove(
+        self, me: Person, conversation: stored.Conversation, removed: str
+    ) -> None:
+        """Refuse a removal or leave that breaks a rule (``may_remove_member``).
+
+        Raises:
+            ApiError: 403 ``not_allowed`` with the reason (``last_second_adult``...).
+        """
+        view, state = await self._state(me, conversation)
+        decision = may_remove_member(view, me, state, removed, self.clock.now())
+        if not self._count("remove_member", decision):
+            raise refusal(decision)
+
+    # --- directory and blocks ---------------------------------------------------
+
+    async def visible(self, me: Person, candidates: Sequence[Person]) -> list[Person]:
+        """The candidates ``me`` may reach (``visible_people``)."""
+        lookup = self.lookup()
+        view = await lookup.view([me, *candidates])
+        return visible_people(view, me, candidates, self.clock.now())
+
+    # --- sending ----------------------------------------------------------------
+
+    async def check_send(self, sender_id: str, conversation: stored.Conversation) -> SendVerdict:
+        """Decide a send: refusal, or each recipient's delivery (``may_send``, then rates).
+
+        Blocks are read for this sender among the members; the rate limiter is
+        only consulted (and charged) for a send every other rule allows.
+        """
+        now = self.clock.now()
+        lookup = self.lookup()
+        people = await lookup.load(conversation.members)
+        sender = people.get(sender_id)
+        if sender is None:
+            return SendVerdict(
+                ErrorCode.NOT_ALLOWED, Reason.NOT_A_MEMBER, MESSAGES[Reason.NOT_A_MEMBER]
+            )
+        view = await lookup.view(people.values())
+        blockers = await self.store.moderation.blocks.blocking(sender_id, list(people))
+        blocks = Blocks(frozenset((b, sender_id) for b in blockers))
+        state = as_moderated(conversation, people)
+        incidents = self.incidents.expired_removed(now)
+        decision = may_send(view, sender, state, now, incidents, blocks)
+        if decision.reason is not None:
+            self._count("send", decision.decision)
+            return SendVerdict(ErrorCode.NOT_ALLOWED, decision.reason, MESSAGES[decision.reason])
+        self.limiter.view = view  # the limiter reads the current policies on each check
+        rate = self.limiter.check(sender, now)
+        if not rate.allowed:
+            self._count("send", Decision.refuse(Reason.RATE_LIMITED))
+            wait = float(math.ceil(rate.retry_after))
+            message = f"You are sending too fast; wait {wait:.0f} seconds."
+            return SendVerdict(ErrorCode.RATE_LIMITED, Reason.RATE_LIMITED, message, wait)
+        deliveries = dict(decision.deliveries)
+        for delivery in deliveries.values():
+            self.metrics.moderation_deliveries.labels(delivery.value).inc()
+        quiet_until = None
+        for person_id in decision.told_to_sender():
+            recipient = people[person_id]
+            quiet = view.policy(recipient.uai).quiet_hours
+            end = window_end(quiet, view.zone(recipient.uai), now)
+            if end is not None and (quiet_until is None or end > quiet_until):
+                quiet_until = end
+        return SendVerdict(deliveries=deliveries, quiet_until=quiet_until)
+
+    def prune(self) -> None:
+        """Forget full rate-limit buckets (memory bounded by active senders)."""
+        self.limiter.prune(self.clock.now())
+
+
+__all__ = [
+    "MESSAGES",
+    "Lookup",
+    "ModerationGate",
+    "PolicyCache",
+    "PolicyError",
+    "SendVerdict",
+    "as_moderated",
+    "refusal",
+]
+
+GATE = web.AppKey("moderation_gate", ModerationGate)
+"""The node's moderation gate (set by ``server.moderation_incidents.moderation_context``)."""
