@@ -65,6 +65,8 @@ CLOSE_SUPERSEDED = 4001
 CLOSE_SLOW_READER = 4002
 CLOSE_LOGGED_OUT = 4003
 CLOSE_POLICY = 1008
+CLOSE_WAIT = 2.0
+"""Seconds a closing handshake may take before the connection is dropped."""
 GAP_WAIT_SECONDS = 0.2
 """How long a held message waits for a missing lower seq before the database is asked."""
 
@@ -78,8 +80,15 @@ class _Closed(Exception):
 class DeviceConnection:
     """Serves one WebSocket from challenge to close."""
 
-    def __init__(self, ws: web.WebSocketResponse, services: Services, nonce: bytes) -> None:
+    def __init__(
+        self,
+        ws: web.WebSocketResponse,
+        services: Services,
+        nonce: bytes,
+        transport: asyncio.Transport | None = None,
+    ) -> None:
         self.ws = ws
+        self.transport = transport
         self.s = services
         self.settings = services.settings
         self.store = services.store
@@ -97,6 +106,7 @@ class DeviceConnection:
         self._logged_out = asyncio.Event()
         self._gap = asyncio.Event()
         self._draining = False
+        self._drained = asyncio.Event()
         self._handling = asyncio.Lock()
 
     # --- life cycle -----------------------------------------------------------
@@ -148,6 +158,8 @@ class DeviceConnection:
     async def drain(self, timeout: float) -> None:
         """Server shutdown: finish the frame being handled, send what it produced
         (its ``sent``), handle nothing more, close with 1001 GOING_AWAY."""
+        if self.lifecycle.state is not ConnectionState.AUTHENTICATED:
+            return  # still in the challenge (closed by the gateway) or already over
         self._draining = True
         try:
             await asyncio.wait_for(self._handling.acquire(), timeout)
@@ -155,6 +167,7 @@ class DeviceConnection:
             log.warning("device %s: frame still in flight at shutdown", self.device_id)
         await self.outbox.flush(timeout)
         await self._close(1001, "server shutdown")
+        self._drained.set()
 
     async def supersede(self) -> None:
         """A newer connection of this device took over: close this one (4001)."""
@@ -174,7 +187,14 @@ class DeviceConnection:
     async def _close(self, code: int, message: str) -> None:
         self.metrics.closes.labels(str(code)).inc()
         self.lifecycle.close()
-        await self.ws.close(code=code, message=message.encode())
+        try:
+            await asyncio.wait_for(self.ws.close(code=code, message=message.encode()), CLOSE_WAIT)
+        except ConnectionError:
+            pass  # the peer is gone already: nothing left to close politely
+        except TimeoutError:
+            # A reader that does not read cannot receive a close frame either.
+            if self.transport is not None:
+                self.transport.abort()
 
     # --- login ----------------------------------------------------------------
 
@@ -227,7 +247,7 @@ class DeviceConnection:
             kind, text = await self.outbox.get()
             try:
                 await self._send_now(kind, text)
-            except ConnectionResetError:
+            except ConnectionError:
                 raise _Closed from None
             self.outbox.task_done()
 
@@ -311,8 +331,9 @@ class DeviceConnection:
     async def _reader(self) -> None:
         while True:
             msg = await self.ws.receive()
-            if self._draining:
-                raise _Closed  # shutdown: what was not handled was not acknowledged
+            if self._draining:  # shutdown: what was not handled was not acknowledged
+                await self._drained.wait()
+                raise _Closed
             if msg.type == WSMsgType.TEXT:
                 async with self._handling:
                     await self._on_text(msg.data)
@@ -446,7 +467,9 @@ class DeviceConnection:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
         conversation = await self.store.conversations.get(frame.conversation)
         if conversation is None or self.device.person_id not in conversation.members:
-            self._error(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you")
+            self._error(
+                ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you", frame.conversation
+            )
             return
         after, page = frame.since, self.settings.catch_up_page
         while after < conversation.seq:

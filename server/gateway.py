@@ -40,11 +40,17 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
     await ws.prepare(request)
     app[SOCKETS].add(ws)
-    connection = DeviceConnection(ws, app[SERVICES], nonce=secrets.token_bytes(NONCE_BYTES))
+    connection = DeviceConnection(
+        ws,
+        app[SERVICES],
+        nonce=secrets.token_bytes(NONCE_BYTES),
+        transport=request.transport,
+    )
     app[CONNECTIONS].add(connection)
     try:
         await connection.run()
     finally:
+        app[CONNECTIONS].discard(connection)
         if not ws.closed:
             await ws.close()
     return ws

@@ -75,11 +75,11 @@ async def test_offline_device_catches_up_in_order_and_acks_are_cumulative(
     await ws_parent.send_json({"type": "ack", "v": 1, "envelope_ids": [frames[3]["envelope_id"]]})
     # Frames are handled in order: a sync answered after the ack proves it was stored.
     await ws_parent.send_json({"type": "sync", "v": 1, "conversation": conversation, "since": 6})
-    assert (await receive(ws_parent))["type"] == "synced"
+    assert (await receive_type(ws_parent, "synced"))["head"] == 6
     await ws_parent.close()
 
     ws_parent = await parent.connect(http, server.ws_url)
-    again = [await receive(ws_parent) for _ in range(2)]
+    again = [await receive_type(ws_parent, "deliver") for _ in range(2)]
     assert [f["seq"] for f in again] == [5, 6]
     await ws_parent.close()
     await ws_teacher.close()
