@@ -27,8 +27,6 @@ class ErrorCode(StrEnum):
     """Unknown or revoked device, or a bad signature over the challenge."""
     UNKNOWN_DEVICE = "unknown_device"
     """An envelope is addressed to a device that does not exist."""
-    TOO_MANY_ENVELOPES = "too_many_envelopes"
-    """A ``send`` carries more envelopes than the server accepts."""
     UNKNOWN_CONVERSATION = "unknown_conversation"
     """The conversation does not exist, or the sender is not one of its members."""
     NOT_A_MEMBER = "not_a_member"
@@ -36,8 +34,6 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED = "not_allowed"
     """The action is not allowed here (e.g. replying in a one-way announcement); a
     moderation refusal carries its ``reason`` code (docs/moderation.md, "Reason codes")."""
-    QUEUE_FULL = "queue_full"
-    """A recipient device's undelivered queue is at its limit."""
     STORE_UNAVAILABLE = "store_unavailable"
     """The message could not be stored durably; retry with the same client id."""
     RATE_LIMITED = "rate_limited"

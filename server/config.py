@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     """Extra browser origins allowed to open the WebSocket (the public one always is)."""
     trusted_proxy_hops: Annotated[int, Field(ge=0, le=5)] = 0
     """How many reverse proxies append to X-Forwarded-For in front of Carnet."""
+    allow_plain_websocket: bool = False
+    """Accept ``ws://`` (no TLS) from non-loopback clients when not behind a proxy."""
 
     max_frame_bytes: Annotated[int, Field(ge=4 * KIB, le=16 * 1024 * KIB)] = 256 * KIB
     max_request_bytes: Annotated[int, Field(ge=64 * KIB, le=64 * 1024 * KIB)] = 4 * 1024 * KIB

@@ -10,12 +10,14 @@ does not compress and it costs ~8x memory per connection, docs/security.md).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import secrets
 import weakref
 
 from aiohttp import WSCloseCode, web
 
 from protocol import ErrorCode
+from server.config import Settings
 from server.connection import DeviceConnection
 from server.errors import ApiError
 from server.services import SERVICES
@@ -30,6 +32,8 @@ NONCE_BYTES = 32
 async def websocket(request: web.Request) -> web.StreamResponse:
     app = request.app
     settings = app[SETTINGS]
+    if not _transport_is_safe(request, settings):
+        raise ApiError(ErrorCode.FORBIDDEN, "connect with wss:// (TLS)")
     origin = request.headers.get("Origin")
     if origin is not None and origin.rstrip("/") not in settings.origins:
         raise ApiError(ErrorCode.FORBIDDEN, "this origin may not open a WebSocket here")
@@ -54,6 +58,19 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         if not ws.closed:
             await ws.close()
     return ws
+
+
+def _transport_is_safe(request: web.Request, settings: Settings) -> bool:
+    """TLS, or a loopback client, or a trusted proxy that terminated TLS
+    (docs/operations.md, "TLS"); ``allow_plain_websocket`` lifts the rule."""
+    if request.secure or settings.allow_plain_websocket:
+        return True
+    if settings.trusted_proxy_hops:
+        return request.headers.get("X-Forwarded-Proto", "").lower() == "https"
+    try:
+        return ipaddress.ip_address(request.remote or "").is_loopback
+    except ValueError:
+        return False
 
 
 async def close_all(app: web.Application) -> None:

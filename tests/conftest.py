@@ -7,14 +7,14 @@ with the demo school loaded and a frozen clock.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
 from storage.embedded import EmbeddedDatabase
-from tests.support.servers import RunningServer, running_server
+from tests.support.servers import RunningServer, running_server, stop_leftovers
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +37,11 @@ async def server(database_uri: str, tmp_path: Path) -> AsyncIterator[RunningServ
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_servers() -> Iterator[None]:
+    """A test that fails half-way must not leave ``carnet serve`` processes behind
+    (their database children follow them: PR_SET_PDEATHSIG)."""
+    yield
+    stop_leftovers()

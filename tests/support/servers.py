@@ -103,6 +103,19 @@ class ServerProcess:
         return self.process.wait(timeout)
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+"""Every ``carnet serve`` a test started; the conftest kills leftovers after each test."""
+
+
+def stop_leftovers() -> None:
+    """Kill any server process a test left running (a failed assertion mid-test)."""
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+
 def start_server_process(
     data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> ServerProcess:
@@ -127,6 +140,7 @@ def start_server_process(
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
         )
+    STARTED.append(process)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

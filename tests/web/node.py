@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -16,14 +17,22 @@ from typing import Any
 import pytest
 
 WEB = Path(__file__).resolve().parents[2] / "client" / "web"
+STRICT = os.environ.get("CARNET_STRICT_TESTS") == "1"
+"""``make test`` sets it: a missing prerequisite is then a failure, never a skip."""
 NODE = shutil.which("node")
 CHROMIUM = Path("/usr/bin/chromium")
+
+
+def _missing(reason: str) -> None:
+    if STRICT:
+        pytest.fail(f"{reason} (CARNET_STRICT_TESTS=1: make test installs it)")
+    pytest.skip(reason)
 
 
 def require_node() -> str:
     """The node executable, or skip: the web client is not installed here."""
     if NODE is None or not (WEB / "node_modules" / ".bin" / "tsx").exists():
-        pytest.skip("web client not installed: run `npm ci` in client/web")
+        _missing("web client not installed: run `npm ci` in client/web")
     return NODE
 
 
@@ -31,9 +40,9 @@ def require_browser() -> str:
     """The node executable for the browser scripts, or skip with what is missing."""
     node = require_node()
     if not CHROMIUM.exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+        _missing("Debian's chromium is not installed (apt-get install chromium)")
     if not (WEB / "dist" / "index.html").exists():
-        pytest.skip("web client not built: run `npm run build` in client/web")
+        _missing("web client not built: run `npm run build` in client/web")
     return node
 
 
