@@ -123,12 +123,13 @@ class DeviceConnection:
             await self._refuse(ErrorCode.UNAUTHORIZED, "your school logged devices out; retry")
             return
         self.lifecycle.move(ConnectionState.AUTHENTICATED)
+        # `ready` is the first frame after login: queue it before anything live can be.
+        self.outbox.offer("ready", dump_frame(await self._ready_frame(device)))
         previous = self.s.hub.attach(self)
         if previous is not None:
             await previous.supersede()
         self.metrics.connected_devices.inc()
         try:
-            self.outbox.offer("ready", dump_frame(await self._ready_frame(device)))
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._writer())
                 group.create_task(self._catch_up())

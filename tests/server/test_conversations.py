@@ -11,6 +11,7 @@ import aiohttp
 from crypto.encoding import b64url_decode
 from protocol import acknowledgement_message
 from tests.support.devices import WireDevice, b64, receive, receive_type, send_envelopes
+from tests.support.policy import relax_rate_limits
 from tests.support.servers import RunningServer
 
 
@@ -47,12 +48,13 @@ async def test_class_channel_follows_the_directory(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
     ((teacher, ws),) = await online(http, server, "T001")
+    director = server.person("D001")["person_id"]  # the second adult (docs/moderation.md)
     channel = await teacher.conversation(
-        http, server.url, "class", [], class_id="9999999D/5e B", title="5e B"
+        http, server.url, "class", [director], class_id="9999999D/5e B", title="5e B"
     )
     names = {p["person_id"]: p["external_id"] for p in server.demo["people"]}
     assert sorted(names[m] for m in channel["members"]) == [
-        "E001", "E002", "E003", "R001", "R002", "R003", "R004", "T001",
+        "D001", "E001", "E002", "E003", "R001", "R002", "R003", "R004", "T001",
     ]  # fmt: skip
     assert (await receive_type(ws, "event"))["event"]["action"] == "created"
     # A new pupil and parent arrive through a directory import: the channel follows.
@@ -69,7 +71,7 @@ async def test_class_channel_follows_the_directory(
         assert r.status == 200, await r.text()
     synced = await receive_type(ws, "event")
     assert synced["event"]["action"] == "synced" and synced["seq"] == 2
-    assert len(synced["event"]["members"]) == 10 and len(synced["event"]["persons"]) == 2
+    assert len(synced["event"]["members"]) == 11 and len(synced["event"]["persons"]) == 2
     await ws.close()
 
 
@@ -143,6 +145,7 @@ async def test_announcements_are_one_way_and_acknowledged_with_signatures(
 async def test_many_concurrent_senders_arrive_in_seq_order(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
+    await relax_rate_limits(http, server.url, server.operator_token)
     (t, ws_t), (a, ws_a), (b, ws_b), (reader, ws_r) = await online(
         http, server, "T001", "R001", "R002", "D001"
     )

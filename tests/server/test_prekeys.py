@@ -167,7 +167,11 @@ async def test_directory_lists_the_school(
     ws, ready = await ready_token(http, server, device)
     async with http.get(server.url + "/v1/directory", headers=bearer(ready["session_token"])) as r:
         people = (await r.json())["people"]
-    assert {p["name"] for p in people} >= {"Claire Durand", "Léa Bernard", "Thomas Roux"}
+    # A pupil sees whom the contact policy lets them reach: their teacher and the
+    # school's staff, not other pupils or parents (docs/moderation.md).
+    names = {p["name"] for p in people}
+    assert {"Claire Durand", "Marc Lefèvre"} <= names
+    assert not names & {"Hugo Petit", "Thomas Roux", "Sophie Bernard"}
     await ws.close()
 
 

@@ -15,6 +15,7 @@ import aiohttp
 from storage.embedded import EmbeddedDatabase
 from tests.server.test_process import database_pids, wait_gone
 from tests.support.devices import WireDevice, b64, receive, receive_type, send_envelopes
+from tests.support.policy import relax_rate_limits
 from tests.support.servers import RunningServer, running_server, start_server_process
 
 
@@ -73,6 +74,8 @@ async def test_sigterm_finishes_in_flight_writes_and_never_acknowledges_a_lost_o
     server = start_server_process(data, "--demo")
     acknowledged: list[str] = []
     async with aiohttp.ClientSession() as http:
+        token = json.loads((data / "demo.json").read_text())["operator_token"]
+        await relax_rate_limits(http, server.url, token)
         teacher, parent, ws, conversation = await pair(http, server.url, data)
         for i in range(200):
             await send_envelopes(ws, conversation, f"burst-{i}", {parent.device_id: b"x" * 64})
@@ -158,6 +161,7 @@ async def stalled_reader(server: RunningServer, http: aiohttp.ClientSession) -> 
         await d.enrol(http, server.url, server.person(ext)["code"])
         devices.append(d)
     teacher, stalled, healthy = devices
+    await relax_rate_limits(http, server.url, server.operator_token)
     ws_t = await teacher.connect(http, server.ws_url)
     group = await teacher.conversation(
         http, server.url, "group", [stalled.person_id, healthy.person_id]
