@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     bad_frames_before_close: Annotated[int, Field(ge=1, le=1000)] = 10
     catch_up_page: Annotated[int, Field(ge=1, le=10_000)] = 200
     undelivered_days: Annotated[int, Field(ge=1, le=365)] = 30
+    max_backlog: Annotated[int, Field(ge=10, le=1_000_000)] = 10_000
+    """Most messages of one conversation a returning device is sent; older: ``expired``."""
     max_attachment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * KIB)] = 25 * 1024 * KIB
 
     enrol_code_days: Annotated[int, Field(ge=1, le=90)] = 14

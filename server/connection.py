@@ -284,13 +284,18 @@ class DeviceConnection:
                 await self.outbox.put(*item)
             if head <= acked:
                 continue
+            # Expired (TTL) or beyond the backlog bound: said once, then skipped.
             first = await self.store.messages.first_seq(conversation)
+            start = acked
             if first is not None and first > acked + 1 and conversation in cursors:
-                expired = ExpiredFrame(
-                    conversation=conversation, from_seq=acked + 1, to_seq=first - 1
-                )
+                start = first - 1
+            start = max(start, head - self.settings.max_backlog)
+            if start > acked:
+                expired = ExpiredFrame(conversation=conversation, from_seq=acked + 1, to_seq=start)
                 await self.outbox.put("expired", dump_frame(expired))
-            after = acked
+                for item in self.ordering.skip_through(conversation, start):
+                    await self.outbox.put(*item)
+            after = start
             while after < head:
                 found = await self.store.messages.for_device(
                     self.device_id, conversation, after, page, upto=head

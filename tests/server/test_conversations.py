@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from pathlib import Path
 
 import aiohttp
 
@@ -12,7 +13,7 @@ from crypto.encoding import b64url_decode
 from protocol import acknowledgement_message
 from tests.support.devices import WireDevice, b64, receive, receive_type, send_envelopes
 from tests.support.policy import relax_rate_limits
-from tests.support.servers import RunningServer
+from tests.support.servers import RunningServer, running_server
 
 
 async def online(
@@ -272,3 +273,23 @@ async def test_expired_messages_are_signalled_on_catch_up(
     assert (await receive(ws_p))["seq"] == 4
     for ws in (ws_t, ws_p):
         await ws.close()
+
+
+async def test_a_backlog_beyond_the_bound_is_cut_with_an_expired_signal(
+    database_uri: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    async with running_server(database_uri, tmp_path, max_backlog=10) as server:
+        await relax_rate_limits(http, server.url, server.operator_token)
+        (t, ws_t), (p, ws_p) = await online(http, server, "T001", "R001")
+        direct = await t.conversation(http, server.url, "direct", [p.person_id])
+        await ws_p.close()
+        for i in range(25):
+            await send_envelopes(ws_t, direct["id"], f"b{i}", {p.device_id: bytes([i])})
+            await receive_type(ws_t, "sent")
+        ws_p = await p.connect(http, server.ws_url)
+        expired = await receive(ws_p)
+        assert (expired["type"], expired["from_seq"], expired["to_seq"]) == ("expired", 1, 16)
+        seqs = [(await receive_type(ws_p, "deliver"))["seq"] for _ in range(10)]
+        assert seqs == list(range(17, 27))
+        for ws in (ws_t, ws_p):
+            await ws.close()
