@@ -37,7 +37,8 @@ K8S_VERSION = "1.30.0"
 
 SETTING_NAMES = {f"CARNET_{name.upper()}" for name in Settings.model_fields}
 MANDATED_PLANNED = {
-    "carnet_smtp_messages_total",
+    "carnet_delivery_seconds",
+    "carnet_undelivered_envelopes",
 }
 SERIES_SUFFIXES = ("", "_bucket", "_sum", "_count", "_created", "_total")
 SECRET_WORDS = re.compile(r"(PASSWORD|SECRET|TOKEN|MONGODB_URI|PRIVATE|API_KEY)", re.I)
@@ -157,6 +158,25 @@ def test_dashboard_uses_known_metrics_and_provisioned_datasource() -> None:
     base = exported_metrics() | planned_metrics()
     shown = {m for m in base if any(n in {m + s for s in SERIES_SUFFIXES} for n in read)}
     assert shown == base, f"no dashboard panel for {base - shown}"
+
+
+def test_scraped_job_label_is_read_as_exported_job() -> None:
+    """Prometheus renames a scraped ``job`` label to ``exported_job``."""
+    metrics = Metrics()
+    metrics.retention_last_success.labels("probe").set(1)
+    text = generate_latest(metrics.registry).decode()
+    with_job = set(re.findall(r"^(carnet_[a-z0-9_]+)\{[^}]*\bjob=", text, re.M))
+    assert "carnet_retention_last_success_timestamp_seconds" in with_job
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "carnet.json").read_text())
+    exprs = [
+        r["expr"]
+        for g in load_yaml(DEPLOY / "prometheus" / "alerts.yml")["groups"]
+        for r in g["rules"]
+    ] + [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for expr in exprs:
+        if metric_names(expr) & with_job:
+            assert "exported_job" in expr, expr
+            assert not re.search(r"(?<!exported_)\bjob\b", expr), expr
 
 
 def test_dashboard_provider_points_at_mounted_folder() -> None:
