@@ -20,6 +20,7 @@ from aiohttp import web
 
 from client import chat as chat_client
 from client import smoke as smoke_check
+from server import logs
 from server.admin_actions import create_api_token, import_directory, issue_enrolment_code
 from server.app import create_app
 from server.auth import TOKEN_ROLES
@@ -92,9 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"carnet: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logs.configure(settings.log_level, settings.log_format)
     try:
         return asyncio.run(_dispatch(args, settings))
     except ImportRejected as exc:

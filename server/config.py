@@ -7,7 +7,7 @@ with a message that names the setting (see :func:`load_settings`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Literal, cast
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     retention_lease_seconds: Annotated[int, Field(ge=10, le=86_400)] = 900
 
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per line (containers, log shippers)."""
 
     # SMTP bridge (docs/email-bridge.md); off unless CARNET_BRIDGE_KEY is set.
     bridge_key: SecretStr | None = None

@@ -155,3 +155,15 @@ def test_bad_configuration_is_named(tmp_path: Path) -> None:
     assert "max_frame_bytes" in result.stderr and "log_level" in result.stderr
     result = carnet("serve", "--config", str(tmp_path / "missing.toml"))
     assert result.returncode == 2 and "does not exist" in result.stderr
+
+
+def test_json_logs_are_one_object_per_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server_process(data, env={"CARNET_LOG_FORMAT": "json"})
+    assert server.stop() == 0
+    records = [
+        json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")
+    ]
+    assert records, "no JSON log line"
+    assert all({"ts", "level", "logger", "msg"} <= set(r) for r in records)
+    assert any("embedded database" in r["msg"] for r in records)
