@@ -32,6 +32,7 @@ from server.metrics import Metrics
 from server.runtime import open_store
 from server.sequencer import Sequencer
 from storage.database import Store
+from storage.directory import ImportSummary
 from storage.errors import ImportRejected, StorageError
 from storage.ids import new_id
 
@@ -114,7 +115,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             return await run_dpo_command(args, store, settings, clock.now())
         if args.command == "directory":
             text = args.file.read_text(encoding="utf-8")
-            summary = await import_with_channel_sync(store, str(args.file), text, clock.now())
+            lifetime = timedelta(days=settings.undelivered_days)
+            summary = await import_with_channel_sync(
+                store, str(args.file), text, clock.now(), lifetime
+            )
             print(
                 f"imported {args.file}: {summary.people_created} people created,"
                 f" {summary.people_updated} updated, {summary.classes} classes"
@@ -136,11 +140,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def import_with_channel_sync(store: Store, source: str, text: str, now: datetime) -> Any:
+async def import_with_channel_sync(
+    store: Store, source: str, text: str, now: datetime, lifetime: timedelta
+) -> ImportSummary:
     """Import a directory file, then sync class channels through a short-lived
     sequencer of this process (a live server delivers its events by change stream)."""
-    metrics = Metrics()
-    sequencer = Sequencer(store, new_id("cli", 6), timedelta(days=30), lambda docs: None, metrics)
+    sequencer = Sequencer(store, new_id("cli", 6), lifetime, lambda docs: None, Metrics())
     async with asyncio.TaskGroup() as group:
         group.create_task(sequencer.run())
         await asyncio.sleep(0)
