@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import ErrorCode
 from server.admin_actions import import_directory, issue_enrolment_code, remove_person
-from server.auth import require_school, require_token
+from server.auth import operator_person, require_school, require_token
 from server.directory_csv import parse_directory_csv
 from server.dpo_audit import audit, audit_import
 from server.errors import ApiError, read_model
+from server.membership import sync_class_channels
 from server.services import SERVICES
 from server.state import CLOCK, SETTINGS, STORE
 from storage.directory import ImportSummary, NumberedRecord
@@ -89,11 +90,12 @@ async def import_people(request: web.Request) -> web.Response:
         require_school(grant, record.uai)
     numbered = [NumberedRecord(i + 1, r) for i, r in enumerate(body.people)]
     try:
-        summary = await request.app[STORE].directory.apply_import(
-            "request", numbered, body.schools, request.app[CLOCK].now()
-        )
+        store, now = request.app[STORE], request.app[CLOCK].now()
+        summary = await store.directory.apply_import("request", numbered, body.schools, now)
     except ImportRejected as exc:
         raise _rejected(exc) from None
+    classes = await store.conversations.class_ids_of_schools(summary.uais)
+    await sync_class_channels(store, request.app[SERVICES].sequencer.submit, now, classes)
     await audit_import(request, grant, summary)
     return _summary(summary)
 
@@ -107,12 +109,8 @@ async def school_people(request: web.Request) -> web.Response:
 
 
 async def enrolment_code(request: web.Request) -> web.Response:
-    grant = await require_token(request, OPERATOR)
+    grant, person = await operator_person(request)
     store = request.app[STORE]
-    person = await store.directory.person(request.match_info["person_id"])
-    if person is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "no such person")
-    require_school(grant, person.uai)
     days = request.app[SETTINGS].enrol_code_days
     code, expires_at = await issue_enrolment_code(
         store, person.id, request.app[CLOCK].now(), timedelta(days=days)
@@ -125,12 +123,8 @@ async def enrolment_code(request: web.Request) -> web.Response:
 
 
 async def delete_person(request: web.Request) -> web.Response:
-    grant = await require_token(request, OPERATOR)
+    grant, person = await operator_person(request)
     store = request.app[STORE]
-    person = await store.directory.person(request.match_info["person_id"])
-    if person is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "no such person")
-    require_school(grant, person.uai)
     if await store.holds.held([person.id], request.app[CLOCK].now()):
         raise ApiError(ErrorCode.CONFLICT, "a legal hold suspends this person's deletion")
     await remove_person(store, person.id, request.app[CLOCK].now())

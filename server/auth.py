@@ -14,6 +14,7 @@ from aiohttp import web
 from protocol import ErrorCode
 from server.errors import ApiError
 from server.state import STORE
+from storage.models import Person
 from storage.tokens import ApiToken
 
 TOKEN_ROLES = ("operator", "dpo")
@@ -49,3 +50,18 @@ def require_school(grant: ApiToken, uai: str) -> None:
     """
     if grant.school is not None and grant.school != uai:
         raise ApiError(ErrorCode.FORBIDDEN, "this token is scoped to another school")
+
+
+async def operator_person(request: web.Request) -> tuple[ApiToken, Person]:
+    """An operator token and the person named by ``{person_id}`` in the path.
+
+    Raises:
+        ApiError: ``unauthorized``/``forbidden`` (token), ``not_found`` (person),
+            ``forbidden`` (a person of another school for a scoped token).
+    """
+    grant = await require_token(request, "operator")
+    person = await request.app[STORE].directory.person(request.match_info["person_id"])
+    if person is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "no such person")
+    require_school(grant, person.uai)
+    return grant, person
