@@ -77,11 +77,18 @@ def build_parser() -> argparse.ArgumentParser:
     chat_client.add_chat_arguments(chat)
     smoke = commands.add_parser("smoke", help="post-deployment check (token in CARNET_TOKEN)")
     smoke_check.add_smoke_arguments(smoke)
+    from server import key_rotation  # noqa: PLC0415 - registered here only
+
+    key_rotation.add_rotate_keys_command(admin_commands, _common)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "admin" and args.action == "rotate-keys":
+        from server import key_rotation  # noqa: PLC0415
+
+        return key_rotation.main(args)
     if args.command == "chat":  # clients of a server: no server configuration
         return chat_client.main(args)
     if args.command == "smoke":
