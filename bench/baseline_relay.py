@@ -4,9 +4,11 @@ aiohttp and the standard library's json, nothing else: no authentication (the
 ``auth`` frame is answered ``ready`` unchecked), no validation beyond JSON, no
 storage, no metrics. It speaks just enough of docs/protocol.md for the same
 load generator to drive it with the same frame sizes: ``send`` is answered
-``sent`` and each envelope (or the group ciphertext) is forwarded as a
-``deliver`` frame to the devices connected here; ``ack`` is ignored. Loopback
-only. Run: ``python -m bench.baseline_relay --port P``.
+``sent`` (with the next seq of its conversation, counted in memory) and each
+envelope (or the group ciphertext) is forwarded as a ``deliver`` frame
+(``envelope_id`` ``<conversation>:<seq>``) to the devices connected here;
+``ack`` is ignored, conversations are not checked. Loopback only.
+Run: ``python -m bench.baseline_relay --port P``.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 SOCKETS = web.AppKey("sockets", dict[str, web.WebSocketResponse])
+SEQS = web.AppKey("seqs", dict[str, int])
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -43,7 +46,7 @@ async def relay(request: web.Request) -> web.WebSocketResponse:
     try:
         async for msg in ws:  # ends when the socket closes
             if msg.type == WSMsgType.TEXT:
-                await _on_frame(json.loads(msg.data), device, ws, sockets)
+                await _on_frame(json.loads(msg.data), device, ws, request.app)
     finally:
         if sockets.get(device) is ws:
             del sockets[device]
@@ -51,18 +54,17 @@ async def relay(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _on_frame(
-    frame: dict[str, Any], device: str, ws: web.WebSocketResponse, sockets: dict[str, Any]
+    frame: dict[str, Any], device: str, ws: web.WebSocketResponse, app: web.Application
 ) -> None:
     if frame.get("type") != "send":
         return
-    ref = frame["client_msg_id"]
+    sockets, seqs = app[SOCKETS], app[SEQS]
+    ref, conversation = frame["client_msg_id"], frame["conversation"]
+    seq = seqs[conversation] = seqs.get(conversation, 0) + 1
     message_id = f"{device}.{ref}"
     ts = int(time.time() * 1000)
-    await ws.send_str(
-        json.dumps(
-            {"type": "sent", "v": 1, "client_msg_id": ref, "message_id": message_id, "ts": ts}
-        )
-    )
+    sent = {"type": "sent", "v": 1, "client_msg_id": ref, "message_id": message_id}
+    await ws.send_str(json.dumps({**sent, "conversation": conversation, "seq": seq, "ts": ts}))
     targets = [(e["device_id"], e["ciphertext"], False) for e in frame.get("envelopes", [])]
     group = frame.get("group")
     if group:
@@ -74,8 +76,10 @@ async def _on_frame(
         deliver = {
             "type": "deliver",
             "v": 1,
-            "envelope_id": f"{message_id}.{target}",
+            "envelope_id": f"{conversation}:{seq}",
             "message_id": message_id,
+            "conversation": conversation,
+            "seq": seq,
             "sender_device": device,
             "sender_person": device,
             "ciphertext": ciphertext,
@@ -88,6 +92,7 @@ async def _on_frame(
 def create_app() -> web.Application:
     app = web.Application()
     app[SOCKETS] = {}
+    app[SEQS] = {}
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/ws", relay)
     return app

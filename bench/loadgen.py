@@ -8,13 +8,19 @@ the server's CPU counters exactly around each phase:
 =========== ===============================================================
 ``connect`` log every device of the worker in (challenge → auth → ready)
 ``drop``    close every socket
-``direct``  each device with a peer sends 1:1 to it (bounded window, optional
+``direct``  each device sends 1:1 on its first route (bounded window, optional
             rate), then waits for the outstanding deliveries
-``fanout``  the worker's first device sends group messages to ``targets``
-``wait``    wait until every device received ``expected`` envelopes
+``fanout``  each device with routes sends ``count`` messages on every route
+            (one group ciphertext, or one pairwise envelope)
+``wait``    wait until every device received ``expected`` messages
 ``reset``   return the counters and start new ones
 ``quit``    close everything and exit
 =========== ===============================================================
+
+A device's routes (:mod:`bench.layout`) name a conversation and its target
+devices. Every ``deliver`` and ``event`` is acknowledged cumulatively: the
+highest seq per conversation, batched per socket write (docs/protocol.md,
+"Delivery").
 
 Every loop is bounded in count and in time; a watchdog ends the process at
 its hard deadline whatever happens (the orchestrator may have died).
@@ -50,6 +56,8 @@ from bench.wire import stamped as stamped_payload
 
 POLL_SECONDS = 0.02
 LOGIN_CONCURRENCY = 100
+MAX_ACK_IDS = 1000
+"""At most this many envelope ids per ``ack`` frame (protocol.frames.MAX_ACK_IDS)."""
 
 
 @dataclass
@@ -58,6 +66,10 @@ class Stats:
     stored: int = 0
     deliveries: int = 0
     duplicates: int = 0
+    events: int = 0
+    """Sequenced membership events received (acknowledged, not counted as messages)."""
+    receipts: int = 0
+    """``receipt`` frames received (delivered/read receipts of other members)."""
     messages: set[str] = field(default_factory=set)
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
@@ -72,6 +84,8 @@ class Stats:
             "stored": self.stored,
             "deliveries": self.deliveries,
             "duplicates": self.duplicates,
+            "events": self.events,
+            "receipts": self.receipts,
             "messages": len(self.messages),
             "latencies_ms": self.latencies_ms,
             "errors": dict(self.errors),
@@ -83,25 +97,35 @@ class Stats:
 class Device:
     """One device's socket, reader and acker inside a worker."""
 
-    def __init__(self, creds: Credentials, peer: str | None, worker: Worker) -> None:
+    def __init__(self, creds: Credentials, routes: list[dict[str, Any]], worker: Worker) -> None:
         self.creds = creds
-        self.peer = peer
+        self.routes = routes
         self.worker = worker
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.received = 0
         self.seen: set[str] = set()
         self.window = asyncio.Semaphore(1)
-        self.pending_acks: list[str] = []
+        self.acks: dict[str, int] = {}
+        """Highest seq received per conversation, not yet acknowledged."""
         self.ack_wanted = asyncio.Event()
         self.tasks: list[asyncio.Task[None]] = []
         self.outgoing: Any = None  # crypto.Session to the peer (--with-crypto)
         self.incoming: Any = None  # crypto.Session from the peer
 
+    @property
+    def peer(self) -> str | None:
+        """The one target of a 1:1 first route, if any."""
+        if self.routes and not self.routes[0]["group"] and len(self.routes[0]["to"]) == 1:
+            peer: str = self.routes[0]["to"][0]
+            return peer
+        return None
+
     async def connect(self) -> None:
-        self.ws = await login(self.worker.http, self.worker.ws_url, self.creds)
+        ws, _ready = await login(self.worker.http, self.worker.ws_url, self.creds)
+        self.ws = ws
         self.tasks = [
-            asyncio.create_task(self._reader(self.ws)),
-            asyncio.create_task(self._acker(self.ws)),
+            asyncio.create_task(self._reader(ws)),
+            asyncio.create_task(self._acker(ws)),
         ]
 
     async def drop(self) -> None:
@@ -114,6 +138,7 @@ class Device:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self.tasks = []
+        self.acks = {}
 
     async def _reader(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         async for msg in ws:  # ends when the socket closes (bounded by the watchdog)
@@ -127,6 +152,11 @@ class Device:
                 self.window.release()
             elif kind == "deliver":
                 self._on_deliver(frame)
+            elif kind == "event":
+                stats.events += 1
+                self._ack_later(frame["conversation"], frame["seq"])
+            elif kind == "receipt":
+                stats.receipts += 1
             elif kind == "error":
                 stats.errors[frame.get("code", "error")] += 1
                 if frame.get("ref"):
@@ -134,11 +164,15 @@ class Device:
         if ws.close_code not in (None, 1000) and self.ws is ws:
             self.worker.stats.errors[f"close_{ws.close_code}"] += 1
 
+    def _ack_later(self, conversation: str, seq: int) -> None:
+        if seq > self.acks.get(conversation, 0):
+            self.acks[conversation] = seq
+        self.ack_wanted.set()
+
     def _on_deliver(self, frame: dict[str, Any]) -> None:
         stats = self.worker.stats
         envelope_id = frame["envelope_id"]
-        self.pending_acks.append(envelope_id)
-        self.ack_wanted.set()
+        self._ack_later(frame["conversation"], frame["seq"])
         if envelope_id in self.seen:
             stats.duplicates += 1
             return
@@ -159,8 +193,10 @@ class Device:
         while not ws.closed:  # bounded by the socket's life
             await self.ack_wanted.wait()
             self.ack_wanted.clear()
-            while self.pending_acks and not ws.closed:
-                batch, self.pending_acks = self.pending_acks[:1000], self.pending_acks[1000:]
+            while self.acks and not ws.closed:
+                batch = dict(list(self.acks.items())[:MAX_ACK_IDS])
+                for conversation in batch:
+                    del self.acks[conversation]
                 with contextlib.suppress(ConnectionResetError):
                     await ws.send_str(ack_frame(batch))
 
@@ -179,7 +215,8 @@ class Worker:
         self.http = http
         self.stats = Stats()
         self.devices = [
-            Device(Credentials.from_json(d["creds"]), d.get("peer"), self) for d in spec["devices"]
+            Device(Credentials.from_json(d["creds"]), d.get("routes", []), self)
+            for d in spec["devices"]
         ]
         self.by_id = {d.creds.device_id: d for d in self.devices}
 
@@ -224,7 +261,8 @@ class Worker:
     async def _send_direct(
         self, device: Device, tag: str, deadline: float, args: dict[str, Any]
     ) -> None:
-        assert device.peer is not None
+        route = device.routes[0]
+        peer = route["to"][0]
         device.window = asyncio.Semaphore(args["window"])
         interval = args.get("interval") or 0.0
         next_at = time.monotonic() + random.uniform(0, interval)  # senders out of step
@@ -243,7 +281,7 @@ class Worker:
             payload = stamped_payload(size, n)
             if device.outgoing is not None:
                 payload = device.outgoing.encrypt(payload[:8] + payload[8 : size - 120])
-            text = send_frame(f"{tag}.{n}", pairwise={device.peer: payload})
+            text = send_frame(f"{tag}.{n}", route["conversation"], pairwise={peer: payload})
             try:
                 await device.send(text)
             except (BenchError, ConnectionResetError):
@@ -256,38 +294,44 @@ class Worker:
             await asyncio.sleep(POLL_SECONDS)
 
     async def fanout(self, args: dict[str, Any]) -> dict[str, Any]:
-        sender = self.devices[0]
-        targets: list[str] = args["targets"]
-        if args.get("pairwise"):  # one 1:1 send per target
-            chunks = [[t] for t in targets]
-        else:  # one group ciphertext per 1000 targets
-            chunks = [targets[i : i + 1000] for i in range(0, len(targets), 1000)]
-        sender.window = asyncio.Semaphore(args["window"])
-        tag = uuid.uuid4().hex[:8]
+        senders = [d for d in self.devices if d.routes and d.ws is not None]
         started = time.monotonic()
         deadline = started + args["duration"]
+        await asyncio.gather(*(self._send_fanout(d, deadline, args) for d in senders))
+        until = time.monotonic() + args["grace"]
+        while time.monotonic() < until and self.stats.stored < self.stats.sent:
+            await asyncio.sleep(POLL_SECONDS)
+        return {**self.stats.to_json(), "started": started}
+
+    async def _send_fanout(self, sender: Device, deadline: float, args: dict[str, Any]) -> None:
+        """``count`` messages on every route of ``sender`` (group or pairwise)."""
+        sender.window = asyncio.Semaphore(args["window"])
+        tag = uuid.uuid4().hex[:8]
         interval = args.get("interval") or 0.0
         for n in range(args["count"]):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            for c, chunk in enumerate(chunks):
+            for r, route in enumerate(sender.routes):
                 try:
                     await asyncio.wait_for(sender.window.acquire(), remaining)
                 except TimeoutError:
-                    break
+                    return
                 payload = stamped_payload(args["size"], n)
-                if args.get("pairwise"):
-                    text = send_frame(f"{tag}.{n}.{c}", pairwise={chunk[0]: payload})
+                targets: list[str] = route["to"]
+                if route["group"]:
+                    group = (payload, targets)
+                    text = send_frame(f"{tag}.{n}.{r}", route["conversation"], group=group)
                 else:
-                    text = send_frame(f"{tag}.{n}.{c}", group=(payload, chunk))
-                await sender.send(text)
+                    pairwise = {targets[0]: payload}
+                    text = send_frame(f"{tag}.{n}.{r}", route["conversation"], pairwise=pairwise)
+                try:
+                    await sender.send(text)
+                except (BenchError, ConnectionResetError):
+                    self.stats.errors["send_failed"] += 1
+                    return
             if interval:
                 await asyncio.sleep(min(interval, max(0.0, deadline - time.monotonic())))
-        until = time.monotonic() + args["grace"]
-        while time.monotonic() < until and self.stats.stored < self.stats.sent:
-            await asyncio.sleep(POLL_SECONDS)
-        return {**self.stats.to_json(), "started": started}
 
     async def wait(self, args: dict[str, Any]) -> dict[str, Any]:
         expected = args["expected"]

@@ -85,6 +85,8 @@ def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
         "stored": 0,
         "deliveries": 0,
         "duplicates": 0,
+        "events": 0,
+        "receipts": 0,
         "messages": 0,
     }
     for answer in answers:

@@ -21,9 +21,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import dbinsert, synapse
+from bench import dbinsert, layout, synapse
 from bench.pool import median_of
-from bench.population import enrol_devices
 from bench.profiling import start_py_spy, top_costs
 from bench.scenarios import Catchup, Direct, Fanout, Idle, Params
 from bench.servers import ServerProcess, start_carnet, start_relay
@@ -48,6 +47,9 @@ KEY_FIGURES = (
     "logins_per_s",
     "catch_up_seconds",
     "queue_sends_per_s",
+    "db_writes_per_message",
+    "db_writes_per_delivery",
+    "receipts_per_message",
 )
 
 
@@ -79,25 +81,16 @@ def machine() -> dict[str, Any]:
     }
 
 
-def build(scenario: str, server: ServerProcess, p: Params, creds: dict[str, Any]) -> Any:
+def build(scenario: str, server: ServerProcess, p: Params, made: layout.Layout) -> Any:
     if scenario == "direct":
-        return Direct(server, creds["devices"], p)
+        return Direct(server, made.pairs, p)
     if scenario == "class":
-        return Fanout(server, creds["sender"], creds["devices"], p, count=10_000, window=p.window)
+        return Fanout(server, made.senders[0], made.members, p, count=10_000, window=p.window)
     if scenario == "announcement":
-        return Fanout(server, creds["sender"], creds["devices"], p, count=p.messages, window=1)
+        return Fanout(server, made.senders[0], made.members, p, count=p.messages, window=1)
     if scenario == "idle":
-        return Idle(server, creds["devices"], p)
-    return Catchup(server, creds["sender"], creds["devices"], p, pairwise=scenario == "offline")
-
-
-def population_size(scenario: str, p: Params) -> int:
-    return {
-        "direct": 2 * p.pairs,
-        "class": p.members,
-        "announcement": p.families,
-        "idle": p.connections,
-    }.get(scenario, p.connections)
+        return Idle(server, made.members, p)
+    return Catchup(server, made.senders, made.members, p, pairwise=scenario == "offline")
 
 
 def run(
@@ -131,20 +124,19 @@ def run(
         result["server_source"] = str(source) if source else "installed"
         servers.append(carnet)
         t0 = time.monotonic()
-        n = population_size(scenario, p)
-        # One import for everyone: an import describes the school's whole directory.
-        extra = 0 if scenario in ("direct", "idle") else 1
-        enrolled = asyncio.run(enrol_devices(carnet, n + extra, "b"))
-        creds: dict[str, Any] = {"devices": enrolled[:n]}
-        if extra:
-            creds["sender"] = enrolled[n]
+        made = asyncio.run(layout.make(carnet, scenario, p))
+        n = len(made.members) + len(made.senders) + 2 * len(made.pairs)
         result["enrolment_seconds"] = round(time.monotonic() - t0, 1)
-        print(f"[bench] {n} devices enrolled in {result['enrolment_seconds']} s", flush=True)
-        subjects["carnet"] = build(scenario, carnet, p, creds)
+        print(
+            f"[bench] {n} devices enrolled, conversations created in "
+            f"{result['enrolment_seconds']} s",
+            flush=True,
+        )
+        subjects["carnet"] = build(scenario, carnet, p, made)
         if relay and scenario in RELAYED:
             bare = start_relay(Path(tmp.name))
             servers.append(bare)
-            subjects["relay"] = build(scenario, bare, p, creds)
+            subjects["relay"] = build(scenario, bare, p, made)
         pairs: list[Any] = []
         if with_synapse and scenario == "direct":
             synapse_server = synapse.SynapseServer()

@@ -12,10 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench.dbwrites import WriteCounter
 from bench.pool import Pool, merge
 from bench.procstat import CpuMeter, sample
 from bench.servers import ServerProcess
-from bench.wire import Credentials
+
+Entry = dict[str, Any]
 
 SETTLE_SECONDS = 2.0
 
@@ -68,8 +70,16 @@ def _figures(totals: dict[str, Any], seconds: float, meter: CpuMeter) -> dict[st
     return out
 
 
-def _entry(creds: Credentials, peer: str | None = None) -> dict[str, Any]:
-    return {"creds": creds.to_json(), "peer": peer}
+def _writes(counter: WriteCounter | None, messages: int, deliveries: int) -> dict[str, Any]:
+    """Database documents written (inserts + updates + deletes) per message and delivery."""
+    if counter is None or counter.delta is None:
+        return {}
+    written = sum(counter.delta.values())
+    return {
+        "db_writes": counter.delta,
+        "db_writes_per_message": round(written / messages, 2) if messages else None,
+        "db_writes_per_delivery": round(written / deliveries, 3) if deliveries else None,
+    }
 
 
 # --- direct -------------------------------------------------------------------
@@ -78,14 +88,10 @@ def _entry(creds: Credentials, peer: str | None = None) -> dict[str, Any]:
 class Direct:
     """Pairs exchange 1:1 messages: saturating (bounded window), then at half that rate."""
 
-    def __init__(self, server: ServerProcess, devices: list[Credentials], params: Params) -> None:
+    def __init__(self, server: ServerProcess, pairs: list[list[Entry]], params: Params) -> None:
         self.server, self.params = server, params
-        groups = []
-        for a, b in zip(devices[0::2], devices[1::2], strict=True):
-            ids = (a.device_id, b.device_id)
-            groups.append([_entry(a, ids[1]), _entry(b, ids[0])])
-        self.senders = 2 * len(groups)
-        self.pool = Pool(server.ws_url, groups, params.workers, params.hard_seconds)
+        self.senders = 2 * len(pairs)
+        self.pool = Pool(server.ws_url, pairs, params.workers, params.hard_seconds)
         connected = sum(a["connected"] for a in self.pool.command("connect"))
         self.connected = connected
 
@@ -101,12 +107,15 @@ class Direct:
             "crypto": p.with_crypto,
         }
         self.pool.command("reset")
-        meter = _meter(self.server)
+        meter, writes = _meter(self.server), WriteCounter.of(self.server)
+        writes.start()
         meter.start()
         answers = self.pool.command("direct", args)
         meter.stop()
+        writes.stop()
         totals = merge(answers)
-        return _figures(totals, totals.get("seconds", p.duration), meter)
+        figures = _figures(totals, totals.get("seconds", p.duration), meter)
+        return {**figures, **_writes(writes, totals["stored"], totals["deliveries"])}
 
     def run(self) -> dict[str, Any]:
         saturated = self._phase(None)
@@ -123,23 +132,22 @@ class Direct:
 
 
 class Fanout:
-    """One sender, one group ciphertext per message for ``members`` devices, acks."""
+    """One sender, one group ciphertext per message for every member device, acks."""
 
     def __init__(
         self,
         server: ServerProcess,
-        sender: Credentials,
-        members: list[Credentials],
+        sender: Entry,
+        members: list[Entry],
         params: Params,
         count: int,
         window: int,
     ) -> None:
         self.server, self.params, self.count, self.window = server, params, count, window
-        self.targets = [m.device_id for m in members]
         self.members = Pool(
-            server.ws_url, [[_entry(m)] for m in members], params.workers, params.hard_seconds
+            server.ws_url, [[m] for m in members], params.workers, params.hard_seconds
         )
-        self.sender = Pool(server.ws_url, [[_entry(sender)]], 1, params.hard_seconds)
+        self.sender = Pool(server.ws_url, [[sender]], 1, params.hard_seconds)
         self.connected = sum(a["connected"] for a in self.members.command("connect"))
         self.sender.command("connect")
 
@@ -147,13 +155,13 @@ class Fanout:
         p = self.params
         self.members.command("reset")
         self.sender.command("reset")
-        meter = _meter(self.server)
+        meter, writes = _meter(self.server), WriteCounter.of(self.server)
+        writes.start()
         meter.start()
         started = time.monotonic()
         sent = self.sender.command(
             "fanout",
             {
-                "targets": self.targets,
                 "count": self.count,
                 "window": self.window,
                 "size": p.size,
@@ -161,12 +169,17 @@ class Fanout:
                 "grace": p.grace,
             },
         )[0]
-        expected = sent["stored"] // max(1, (len(self.targets) + 999) // 1000)
+        expected = sent["stored"]
         waited = self.members.command("wait", {"expected": expected, "timeout": p.grace})
         meter.stop()
+        writes.stop()
         totals = merge(self.members.command("reset"))
         ends = totals.get("seconds")
         figures = _figures(totals, ends if ends else time.monotonic() - started, meter)
+        figures.update(_writes(writes, sent["stored"], totals["deliveries"]))
+        figures["receipts_per_message"] = (
+            round(totals["receipts"] / sent["stored"], 1) if sent["stored"] else None
+        )
         figures["messages_sent"] = sent["stored"]
         figures["complete_devices"] = sum(w["complete"] for w in waited)
         figures["connected"] = self.connected
@@ -184,11 +197,9 @@ class Fanout:
 class Idle:
     """N authenticated idle connections: server RSS and RSS per connection."""
 
-    def __init__(self, server: ServerProcess, devices: list[Credentials], params: Params) -> None:
+    def __init__(self, server: ServerProcess, devices: list[Entry], params: Params) -> None:
         self.server, self.params = server, params
-        self.pool = Pool(
-            server.ws_url, [[_entry(d)] for d in devices], params.workers, params.hard_seconds
-        )
+        self.pool = Pool(server.ws_url, [[d] for d in devices], params.workers, params.hard_seconds)
 
     baseline: int | None = None
     """RSS before the first connection: memory freed by a run's disconnections stays
@@ -232,22 +243,21 @@ class Catchup:
     ``reconnect``: the devices were connected, drop together, miss ``messages``
     group messages, and reconnect together. ``offline``: ``messages`` 1:1
     messages per device are queued (the store rate is measured), then drained.
+    One sender per bench school (:mod:`bench.layout`).
     """
 
     def __init__(
         self,
         server: ServerProcess,
-        sender: Credentials,
-        devices: list[Credentials],
+        senders: list[Entry],
+        devices: list[Entry],
         params: Params,
         pairwise: bool,
     ) -> None:
         self.server, self.params, self.pairwise = server, params, pairwise
-        self.targets = [d.device_id for d in devices]
-        self.pool = Pool(
-            server.ws_url, [[_entry(d)] for d in devices], params.workers, params.hard_seconds
-        )
-        self.sender = Pool(server.ws_url, [[_entry(sender)]], 1, params.hard_seconds)
+        self.devices = len(devices)
+        self.pool = Pool(server.ws_url, [[d] for d in devices], params.workers, params.hard_seconds)
+        self.sender = Pool(server.ws_url, [[s] for s in senders], 1, params.hard_seconds)
         self.sender.command("connect")
 
     def run(self) -> dict[str, Any]:
@@ -260,7 +270,6 @@ class Catchup:
         meter.start()
         queued_started = time.monotonic()
         args = {
-            "targets": self.targets,
             "count": p.messages,
             "window": p.window,
             "size": p.size,
@@ -268,7 +277,7 @@ class Catchup:
             "grace": p.grace,
             "pairwise": self.pairwise,
         }
-        sent = self.sender.command("fanout", args)[0]
+        sent = merge(self.sender.command("fanout", args))
         queue_seconds = time.monotonic() - queued_started
         meter.stop()
         queue_cpu = dict(meter.cpu)
@@ -282,10 +291,10 @@ class Catchup:
         totals = merge(self.pool.command("reset"))
         figures = _figures(totals, seconds, meter)
         figures.update(
-            devices=len(self.targets),
+            devices=self.devices,
             complete_devices=sum(w["complete"] for w in waited),
             catch_up_seconds=round(seconds, 2),
-            queued_envelopes=sent["stored"] * (1 if self.pairwise else len(self.targets)),
+            queued_envelopes=p.messages * self.devices,
             queue_seconds=round(queue_seconds, 2),
             queue_sends_per_s=round(sent["stored"] / queue_seconds, 1),
             queue_server_cpu_s=round(queue_cpu["server"], 3),

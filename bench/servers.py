@@ -44,6 +44,8 @@ class ServerProcess:
     log: Path
     operator_token: str = ""
     database_pid: int | None = None
+    database_uri: str | None = None
+    """The embedded database's URI (``secantus.uri`` in the data directory)."""
 
     @property
     def url(self) -> str:
@@ -110,6 +112,8 @@ def start_carnet(data_dir: Path, source: Path | None = None) -> ServerProcess:
     server = _start("carnet", argv, data_dir / "serve.log", port, env, cwd=source)
     server.operator_token = json.loads((data_dir / "demo.json").read_text())["operator_token"]
     server.database_pid = find_child(server.pid, "secantus")
+    for found in sorted(data_dir.rglob("secantus.uri")):
+        server.database_uri = found.read_text().strip() or None
     return server
 
 

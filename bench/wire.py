@@ -63,22 +63,23 @@ def latency_ms(payload: bytes) -> float:
 
 @dataclass(frozen=True)
 class Credentials:
-    """An enrolled device: its id and the 32-byte seed of its Ed25519 key."""
+    """An enrolled device: its id, its person and the 32-byte seed of its Ed25519 key."""
 
     device_id: str
     seed: bytes
+    person_id: str = ""
 
     def to_json(self) -> list[str]:
-        return [self.device_id, self.seed.hex()]
+        return [self.device_id, self.seed.hex(), self.person_id]
 
     @classmethod
     def from_json(cls, data: list[str]) -> Credentials:
-        return cls(data[0], bytes.fromhex(data[1]))
+        return cls(data[0], bytes.fromhex(data[1]), data[2] if len(data) > 2 else "")
 
 
 async def login(
     http: aiohttp.ClientSession, ws_url: str, creds: Credentials, timeout: float = 30
-) -> aiohttp.ClientWebSocketResponse:
+) -> tuple[aiohttp.ClientWebSocketResponse, dict[str, Any]]:
     """Open ``/v1/ws``, answer the challenge, return the socket once ``ready``.
 
     Raises:
@@ -100,7 +101,7 @@ async def login(
     except BaseException:
         await ws.close()
         raise
-    return ws
+    return ws, ready
 
 
 async def _frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[str, Any]:
@@ -113,11 +114,17 @@ async def _frame(ws: aiohttp.ClientWebSocketResponse, timeout: float) -> dict[st
 
 def send_frame(
     client_msg_id: str,
+    conversation: str,
     pairwise: dict[str, bytes] | None = None,
     group: tuple[bytes, list[str]] | None = None,
 ) -> str:
-    """A ``send`` frame: pairwise envelopes and/or one group ciphertext."""
-    frame: dict[str, Any] = {"type": "send", "v": 1, "client_msg_id": client_msg_id}
+    """A ``send`` frame into ``conversation``: pairwise envelopes and/or one group ciphertext."""
+    frame: dict[str, Any] = {
+        "type": "send",
+        "v": 1,
+        "client_msg_id": client_msg_id,
+        "conversation": conversation,
+    }
     if pairwise:
         frame["envelopes"] = [{"device_id": d, "ciphertext": b64e(c)} for d, c in pairwise.items()]
     if group is not None:
@@ -125,5 +132,11 @@ def send_frame(
     return json.dumps(frame)
 
 
-def ack_frame(envelope_ids: list[str]) -> str:
-    return json.dumps({"type": "ack", "v": 1, "envelope_ids": envelope_ids})
+def ack_frame(highest: dict[str, int]) -> str:
+    """A cumulative ``ack``: the highest seq received in each conversation.
+
+    Envelope ids are ``<conversation>:<seq>``; acknowledging seq n acknowledges
+    every seq <= n of that conversation (docs/protocol.md, "Delivery").
+    """
+    ids = [f"{conversation}:{seq}" for conversation, seq in highest.items()]
+    return json.dumps({"type": "ack", "v": 1, "envelope_ids": ids})

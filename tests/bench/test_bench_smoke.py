@@ -2,7 +2,9 @@
 
 ``bench/`` is never part of the test suite; this only proves that
 ``python -m bench run`` still starts Carnet and the bare relay, enrols
-devices, exchanges messages over real WebSockets and writes its JSON.
+devices, raises the bench school's rate limits through the policy API,
+creates conversations the contact policy allows, exchanges messages in them
+over real WebSockets (cumulative acks) and writes its JSON.
 """
 
 from __future__ import annotations
@@ -11,35 +13,17 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.timeout(180)
-def test_direct_runs_on_a_tiny_load(tmp_path: Path) -> None:
+def bench(tmp_path: Path, *args: str) -> dict[str, Any]:
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench",
-            "run",
-            "direct",
-            "--runs",
-            "1",
-            "--duration",
-            "1",
-            "--pairs",
-            "2",
-            "--window",
-            "2",
-            "--workers",
-            "1",
-            "--no-database",
-            "--results",
-            str(tmp_path),
-        ],
+        [sys.executable, "-m", "bench", "run", *args, "--runs", "1", "--duration", "1"]
+        + ["--workers", "1", "--no-database", "--results", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -47,11 +31,32 @@ def test_direct_runs_on_a_tiny_load(tmp_path: Path) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    [result_file] = tmp_path.glob("direct-*.json")
-    result = json.loads(result_file.read_text())
+    [result_file] = tmp_path.glob(f"{args[0]}-*.json")
+    result: dict[str, Any] = json.loads(result_file.read_text())
+    return result
+
+
+@pytest.mark.timeout(180)
+def test_direct_runs_on_a_tiny_load(tmp_path: Path) -> None:
+    result = bench(tmp_path, "direct", "--pairs", "2", "--window", "2")
     run = result["runs"][0]
     for system in ("carnet", "relay"):
         assert run[system]["deliveries"] > 0, run[system]
         assert run[system]["errors"] == {}, run[system]
         assert run[system]["duplicates"] == 0
     assert result["medians"]["carnet"]["server_cpu_us_per_delivery"] > 0
+    # Each pair's direct conversation began with its `created` event (acknowledged too).
+    assert run["carnet"]["db_writes"]["insert"] >= run["carnet"]["stored"]
+
+
+@pytest.mark.timeout(180)
+def test_class_channel_runs_on_a_tiny_load(tmp_path: Path) -> None:
+    result = bench(tmp_path, "class", "--members", "4", "--window", "2", "--no-relay")
+    carnet = result["runs"][0]["carnet"]
+    assert carnet["errors"] == {}, carnet
+    assert carnet["messages_sent"] > 0
+    # Every member device (3 pupils and the director) received every message once.
+    assert carnet["complete_devices"] == 4
+    assert carnet["deliveries"] == 4 * carnet["messages_sent"]
+    assert carnet["duplicates"] == 0
+    assert carnet["db_writes_per_message"] > 0
