@@ -62,6 +62,91 @@ const fr = {
   disconnected: 'Déconnecté — reconnexion…',
   undecryptable: 'Un message reçu n’a pas pu être déchiffré.',
   errorGeneric: 'Une erreur est survenue :',
+  navNew: 'Nouvelle conversation',
+  navSettings: 'Réglages',
+  newTitle: 'Nouvelle conversation',
+  newKind: 'Type de conversation',
+  kindDirect: 'Message à une personne',
+  kindGroup: 'Groupe',
+  kindClass: 'Canal de classe',
+  kindAnnouncement: 'Annonce (sens unique)',
+  newMembers: 'Participants',
+  newMembersHint: 'Seules les personnes que le règlement de l’établissement vous permet de joindre sont proposées.',
+  newTitleField: 'Titre',
+  newClass: 'Classe (code établissement/nom, par ex. 9999999D/5e B)',
+  newSecondAdult: 'Deuxième adulte de l’établissement (obligatoire avec des élèves)',
+  newAcknowledge: 'À signer : les responsables accusent réception',
+  newCreate: 'Créer',
+  newNoPeople: 'Personne à ajouter.',
+  newPickOne: 'Choisissez au moins une personne.',
+  refused: 'Refusé :',
+  kinds: { direct: 'Conversation', group: 'Groupe', class: 'Canal de classe', announcement: 'Annonce' } as Record<string, string>,
+  membersLabel: 'Participants :',
+  oneWay: 'Ceci est une annonce : les réponses ne sont pas possibles.',
+  acknowledgeButton: 'J’accuse réception',
+  acknowledged: 'Accusé de réception signé',
+  toAcknowledge: 'À signer',
+  ackStatus: 'Voir qui a signé',
+  ackDone: 'Ont signé :',
+  ackPending: 'N’ont pas encore signé :',
+  ackNobody: 'personne',
+  report: 'Signaler',
+  reportConfirm: 'Signaler ce message aux modérateurs de l’établissement ? Son contenu leur sera transmis avec la preuve de son expéditeur.',
+  reportFiled: 'Signalement transmis aux modérateurs.',
+  reportVerified: 'Expéditeur prouvé.',
+  reportUnverified: 'Preuve non vérifiée : le signalement est tout de même transmis.',
+  attach: 'Joindre un fichier',
+  attachmentLabel: 'Pièce jointe',
+  download: 'Télécharger',
+  attachmentBroken: 'La pièce jointe n’a pas pu être déchiffrée.',
+  attachmentTooLarge: 'Fichier trop volumineux (25 Mo au plus).',
+  stateSent: 'Envoyé',
+  stateDelivered: 'Distribué',
+  stateRead: 'Lu',
+  readBy: 'lu par',
+  silentUntil: 'Remis sans notification (heures calmes) jusqu’à',
+  silentReceived: 'reçu pendant les heures calmes',
+  expiredGap: 'Des messages ont expiré avant d’arriver sur cet appareil.',
+  settingsTitle: 'Réglages',
+  quietTitle: 'Heures calmes',
+  quietBody: 'Pendant les heures calmes de l’établissement, les messages sont remis sans notification (droit à la déconnexion).',
+  quietWindow: 'De {start} à {end}',
+  quietWeekends: 'et tout le week-end',
+  quietDefault: 'Par défaut : de 20:00 à 07:00 et tout le week-end (l’établissement peut les modifier).',
+  notificationsTitle: 'Notifications',
+  notificationsToggle: 'Afficher une notification pour les nouveaux messages (sans leur contenu)',
+  notificationsDenied: 'Le navigateur refuse les notifications pour ce site.',
+  notificationNew: 'Nouveau message de',
+  languageTitle: 'Langue',
+  connectionTitle: 'Connexion',
+  reconnect: 'Se reconnecter',
+  gaveUp: 'Connexion perdue. Vérifiez le réseau puis reconnectez-vous.',
+  loggedOut: 'L’établissement a fermé vos sessions : reconnectez-vous.',
+  newDevice: 'Un nouvel appareil a été activé sur votre compte. Si ce n’est pas vous, prévenez l’établissement.',
+  reportOutcome: 'Votre signalement a été traité :',
+  reasonText: 'Raison',
+  reasons: {
+    not_a_participant: 'Cette personne ne participe pas à la messagerie.',
+    person_left: 'Cette personne a quitté l’établissement.',
+    contact_not_allowed: 'Votre établissement n’autorise pas les messages entre vous et cette personne.',
+    teacher_channel_required: 'Les élèves ne s’écrivent que dans un canal animé par un enseignant.',
+    cross_school: 'Cette personne est dans un autre établissement.',
+    second_adult_required: 'Ajoutez un deuxième adulte de l’établissement (un enseignant de la classe, la direction ou un membre du personnel désigné).',
+    last_second_adult: 'Cet adulte doit rester : l’élève a besoin de deux adultes de l’établissement dans la conversation.',
+    kind_not_allowed: 'Vous ne pouvez pas faire cela dans ce type de conversation.',
+    invalid_members: 'Vérifiez la liste des participants.',
+    not_a_member: 'Vous ne faites pas partie de cette conversation.',
+    not_owner: 'Seuls les responsables de la conversation peuvent faire cela.',
+    announcement_one_way: 'Ceci est une annonce : les réponses ne sont pas possibles.',
+    night_closure: 'La messagerie est fermée la nuit ; réessayez demain matin.',
+    messaging_closed: 'Votre établissement a fermé la messagerie des élèves pour le moment.',
+    sending_suspended: 'L’envoi est suspendu par votre établissement pour le moment.',
+    person_suspended: 'Votre envoi est suspendu pour une durée décidée par votre établissement.',
+    rate_limited: 'Vous envoyez trop vite ; attendez {n} secondes.',
+    report_instead: 'Vous ne pouvez pas bloquer cet adulte de votre établissement ; signalez plutôt le message.',
+    cannot_block_self: 'Vous ne pouvez pas vous bloquer vous-même.',
+    not_moderator: 'Seuls les modérateurs de votre établissement peuvent faire cela.',
+  } as Record<string, string>,
 };
 
 type Strings = typeof fr;
@@ -125,10 +210,95 @@ const en: Partial<Strings> = {
   disconnected: 'Disconnected — reconnecting…',
   undecryptable: 'A received message could not be decrypted.',
   errorGeneric: 'Something went wrong:',
+  navNew: 'New conversation',
+  navSettings: 'Settings',
+  newTitle: 'New conversation',
+  newKind: 'Kind of conversation',
+  kindDirect: 'Message to one person',
+  kindGroup: 'Group',
+  kindClass: 'Class channel',
+  kindAnnouncement: 'Announcement (one-way)',
+  newMembers: 'Members',
+  newMembersHint: 'Only the people your school’s policy lets you reach are offered.',
+  newTitleField: 'Title',
+  newClass: 'Class (school code/name, e.g. 9999999D/5e B)',
+  newSecondAdult: 'Second adult of the school (required with pupils)',
+  newAcknowledge: 'To acknowledge: guardians sign that they received it',
+  newCreate: 'Create',
+  newNoPeople: 'Nobody to add.',
+  newPickOne: 'Choose at least one person.',
+  refused: 'Refused:',
+  kinds: { direct: 'Conversation', group: 'Group', class: 'Class channel', announcement: 'Announcement' },
+  membersLabel: 'Members:',
+  oneWay: 'This is an announcement: replies are not possible.',
+  acknowledgeButton: 'Acknowledge',
+  acknowledged: 'Acknowledgement signed',
+  toAcknowledge: 'To acknowledge',
+  ackStatus: 'See who acknowledged',
+  ackDone: 'Acknowledged:',
+  ackPending: 'Not yet acknowledged:',
+  ackNobody: 'nobody',
+  report: 'Report',
+  reportConfirm: 'Report this message to the school’s moderators? Its content goes to them with the proof of who sent it.',
+  reportFiled: 'Report sent to the moderators.',
+  reportVerified: 'Sender proven.',
+  reportUnverified: 'Proof not verified: the report is filed anyway.',
+  attach: 'Attach a file',
+  attachmentLabel: 'Attachment',
+  download: 'Download',
+  attachmentBroken: 'The attachment could not be decrypted.',
+  attachmentTooLarge: 'File too large (25 MB at most).',
+  stateSent: 'Sent',
+  stateDelivered: 'Delivered',
+  stateRead: 'Read',
+  readBy: 'read by',
+  silentUntil: 'Delivered without notification (quiet hours) until',
+  silentReceived: 'received during quiet hours',
+  expiredGap: 'Some messages expired before reaching this device.',
+  settingsTitle: 'Settings',
+  quietTitle: 'Quiet hours',
+  quietBody: 'During the school’s quiet hours, messages are delivered without notification (right to disconnect).',
+  quietWindow: 'From {start} to {end}',
+  quietWeekends: 'and all weekend',
+  quietDefault: 'By default: from 20:00 to 07:00 and all weekend (the school may change them).',
+  notificationsTitle: 'Notifications',
+  notificationsToggle: 'Show a notification for new messages (without their content)',
+  notificationsDenied: 'The browser refuses notifications for this site.',
+  notificationNew: 'New message from',
+  languageTitle: 'Language',
+  connectionTitle: 'Connection',
+  reconnect: 'Reconnect',
+  gaveUp: 'Connection lost. Check the network, then reconnect.',
+  loggedOut: 'Your school closed your sessions: log in again.',
+  newDevice: 'A new device was activated on your account. If it was not you, tell the school.',
+  reportOutcome: 'Your report was handled:',
+  reasonText: 'Reason',
+  reasons: {
+    not_a_participant: 'This person does not take part in messaging.',
+    person_left: 'This person has left the school.',
+    contact_not_allowed: 'Your school does not allow messages between you and this person.',
+    teacher_channel_required: 'Pupils write to each other only in a channel run by a teacher.',
+    cross_school: 'This person is in another school.',
+    second_adult_required: 'Add a second adult of the school (a teacher of the class, the director or a designated staff member).',
+    last_second_adult: 'This adult must stay: the pupil needs two adults of the school in the conversation.',
+    kind_not_allowed: 'You cannot do this in this kind of conversation.',
+    invalid_members: 'Check the list of members.',
+    not_a_member: 'You are not in this conversation.',
+    not_owner: 'Only the conversation’s owners can do this.',
+    announcement_one_way: 'This is an announcement: replies are not possible.',
+    night_closure: 'Messaging is closed at night; try again in the morning.',
+    messaging_closed: 'Your school has closed pupils’ messaging for now.',
+    sending_suspended: 'Sending is suspended by your school for now.',
+    person_suspended: 'Your sending is suspended for a period decided by your school.',
+    rate_limited: 'You are sending too fast; wait {n} seconds.',
+    report_instead: 'You cannot block this adult of your school; report the message instead.',
+    cannot_block_self: 'You cannot block yourself.',
+    not_moderator: 'Only your school’s moderators can do this.',
+  },
 };
 
 export type Lang = 'fr' | 'en';
-export type Key = Exclude<keyof Strings, 'roles'>;
+export type Key = Exclude<keyof Strings, 'roles' | 'kinds' | 'reasons'>;
 
 let lang: Lang = (globalThis.localStorage?.getItem('carnet.lang') as Lang | null) ?? 'fr';
 
@@ -148,4 +318,28 @@ export function t(key: Key): string {
 
 export function role(name: string): string {
   return ((lang === 'en' ? en.roles : undefined) ?? fr.roles)[name] ?? name;
+}
+
+export function kindName(kind: string): string {
+  return ((lang === 'en' ? en.kinds : undefined) ?? fr.kinds)[kind] ?? kind;
+}
+
+/** `{name}` placeholders filled from `values`. */
+export function fill(text: string, values: Record<string, string | number>): string {
+  return text.replace(/\{(\w+)\}/g, (whole, name: string) => (name in values ? String(values[name]) : whole));
+}
+
+/**
+ * The text a client shows for a moderation reason code (docs/moderation.md, "Reason
+ * codes"); null for a code this catalogue does not know (show the server's message).
+ */
+export function reasonText(reason: string | null | undefined, retryAfter: number | null = null): string | null {
+  if (!reason) return null;
+  const text = ((lang === 'en' ? en.reasons : undefined) ?? fr.reasons)[reason] ?? fr.reasons[reason];
+  return text === undefined ? null : fill(text, { n: Math.max(1, Math.ceil(retryAfter ?? 1)) });
+}
+
+/** For tests: the whole reason table of one language. */
+export function reasonCatalogue(language: Lang): Record<string, string> {
+  return language === 'en' ? (en.reasons ?? {}) : fr.reasons;
 }

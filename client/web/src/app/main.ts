@@ -12,7 +12,9 @@ import { h } from './dom.ts';
 import { currentLang, setLang, t } from './i18n.ts';
 import { Vault } from './vault.ts';
 import { enrolView, lostView, unlockView } from './views/access.ts';
+import { newConversationView, writeView } from './views/compose.ts';
 import { conversationView } from './views/conversation.ts';
+import { settingsView } from './views/settings.ts';
 import { conversationsView, peopleView } from './views/lists.ts';
 import { devicesView, safetyView } from './views/trust.ts';
 
@@ -36,14 +38,20 @@ function renderNav(): void {
     });
     items.push(
       h('a', { href: '#/' }, t('navConversations')),
+      h('a', { href: '#/new' }, t('navNew')),
       h('a', { href: '#/people' }, t('navPeople')),
       h('a', { href: '#/devices' }, t('navDevices')),
+      h('a', { href: '#/settings' }, t('navSettings')),
       lock,
     );
   }
   nav.setAttribute('aria-label', t('nav'));
   nav.replaceChildren(...items, lang);
   document.querySelector('.skip')!.textContent = t('skip');
+}
+
+function open(conversation: string): void {
+  location.hash = `#/c/${encodeURIComponent(conversation)}`;
 }
 
 async function route(): Promise<void> {
@@ -62,6 +70,12 @@ async function route(): Promise<void> {
   if (page === 'c') {
     if (!app.conversations.has(arg)) await app.refresh();
     cleanup = conversationView(app, main, arg);
+  } else if (page === 'new') {
+    newConversationView(app, main, open);
+  } else if (page === 'write') {
+    await writeView(app, main, arg, open);
+  } else if (page === 'settings') {
+    await settingsView(app, main, () => void route());
   } else if (page === 'people') {
     peopleView(app, main);
   } else if (page === 'devices') {

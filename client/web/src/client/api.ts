@@ -1,8 +1,11 @@
 /**
- * Carnet's REST API as the web client uses it (server/enrol.py, server/devices_api.py):
- * enrolment with a one-time code, prekey publication, people's devices with key
- * bundles, the school directory. Errors are the documented `{"error": {code, message}}`
- * bodies (protocol/errors.py), surfaced as {@link ApiError} with the code kept.
+ * Carnet's REST API as the web client uses it (docs/protocol.md §5): enrolment with a
+ * one-time code, prekey publication, people's devices with key bundles, the school
+ * directory, conversations and members, receipts, signed acknowledgements (§5.3),
+ * encrypted attachments, reports with franking evidence (docs/moderation.md
+ * "Reports") and the school policy (adults only). Errors are the documented
+ * `{"error": {code, message, reason?, retry_after?}}` bodies (protocol/errors.py),
+ * surfaced as {@link ApiError} with the code and the moderation reason kept.
  */
 
 import { b64urlEncode } from '../protocol/base64url.ts';
@@ -13,10 +16,48 @@ export class ApiError extends Error {
     readonly code: string,
     message: string,
     readonly status: number,
+    /** docs/moderation.md reason code of a `not_allowed` / `rate_limited` refusal. */
+    readonly reason: string | null = null,
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
     this.name = 'ApiError';
   }
+}
+
+export interface Receipts {
+  [personId: string]: { delivered?: number; read?: number };
+}
+
+export interface Acknowledgements {
+  seq: number;
+  acknowledged: { person_id: string; device_id: string; signature: string; at: string }[];
+  pending: string[];
+}
+
+/** `POST /v1/reports` body (server/moderation_reports.py `ReportIn`), binary fields base64url. */
+export interface ReportRequest {
+  conversation: string;
+  seq: number;
+  plaintext: string;
+  franking_key: string;
+  commitment: string;
+  stamp: string;
+  sender_device: string;
+  ts: number;
+}
+
+export interface ReportFiled {
+  id: string;
+  proof: 'verified' | 'unverified';
+  state: string;
+}
+
+export interface QuietHours {
+  start: string;
+  end: string;
+  weekends: boolean;
+  roles: string[];
 }
 
 export interface Enrolment {
@@ -52,6 +93,7 @@ export interface ConversationInfo {
   class_id: string | null;
   acknowledge: boolean;
   created_by: string;
+  uai?: string;
   acked_seq?: number;
   unread?: number;
 }
@@ -88,10 +130,20 @@ export class HttpApi {
     const init: RequestInit = { method, headers };
     if (body !== undefined) init.body = JSON.stringify(body);
     const response = await this.fetchFn(`${this.baseUrl}${path}`, init);
-    const data: unknown = await response.json().catch(() => null);
+    return HttpApi.answer<T>(response);
+  }
+
+  private static async answer<T>(response: Response): Promise<T> {
+    const data: unknown = response.status === 204 ? null : await response.json().catch(() => null);
     if (!response.ok) {
-      const error = (data as { error?: { code?: string; message?: string } } | null)?.error;
-      throw new ApiError(error?.code ?? 'internal', error?.message ?? `HTTP ${response.status}`, response.status);
+      const error = (data as { error?: { code?: string; message?: string; reason?: string; retry_after?: number } } | null)?.error;
+      throw new ApiError(
+        error?.code ?? 'internal',
+        error?.message ?? `HTTP ${response.status}`,
+        response.status,
+        error?.reason ?? null,
+        error?.retry_after ?? null,
+      );
     }
     return data as T;
   }
@@ -135,5 +187,56 @@ export class HttpApi {
   async directory(token: string): Promise<Person[]> {
     const data = await this.call<{ people: Person[] }>('GET', '/v1/directory', token);
     return data.people;
+  }
+
+  addMember(token: string, conversation: string, personId: string): Promise<ConversationInfo> {
+    return this.call('POST', `/v1/conversations/${encodeURIComponent(conversation)}/members`, token, { person_id: personId });
+  }
+
+  async removeMember(token: string, conversation: string, personId: string): Promise<void> {
+    await this.call('DELETE', `/v1/conversations/${encodeURIComponent(conversation)}/members/${encodeURIComponent(personId)}`, token);
+  }
+
+  async receipts(token: string, conversation: string): Promise<Receipts> {
+    const data = await this.call<{ receipts: Receipts }>('GET', `/v1/conversations/${encodeURIComponent(conversation)}/receipts`, token);
+    return data.receipts;
+  }
+
+  /** A guardian's signed acknowledgement (docs/protocol.md §5.3). */
+  acknowledge(token: string, conversation: string, body: { seq: number; signature: string }): Promise<{ acknowledged: boolean; new: boolean }> {
+    return this.call('POST', `/v1/conversations/${encodeURIComponent(conversation)}/acknowledgements`, token, body);
+  }
+
+  /** Owners: who acknowledged message `seq` and who has not. */
+  acknowledgements(token: string, conversation: string, seq: number): Promise<Acknowledgements> {
+    return this.call('GET', `/v1/conversations/${encodeURIComponent(conversation)}/acknowledgements?seq=${seq}`, token);
+  }
+
+  /** Upload an already encrypted blob (src/protocol/attachment.ts). */
+  async uploadAttachment(token: string, conversation: string, blob: Uint8Array): Promise<{ attachment_id: string; length: number }> {
+    const response = await this.fetchFn(`${this.baseUrl}/v1/conversations/${encodeURIComponent(conversation)}/attachments`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/octet-stream', Accept: 'application/json' },
+      body: blob as unknown as BodyInit,
+    });
+    return HttpApi.answer(response);
+  }
+
+  async downloadAttachment(token: string, attachmentId: string): Promise<Uint8Array> {
+    const response = await this.fetchFn(`${this.baseUrl}/v1/attachments/${encodeURIComponent(attachmentId)}`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) return HttpApi.answer(response);
+    return new Uint8Array(await response.arrayBuffer());
+  }
+
+  report(token: string, report: ReportRequest): Promise<ReportFiled> {
+    return this.call('POST', '/v1/reports', token, report);
+  }
+
+  /** The school's policy (`GET /v1/schools/{uai}/policy`; school adults only). */
+  async quietHours(token: string, uai: string): Promise<QuietHours> {
+    const data = await this.call<{ policy: { quiet_hours: QuietHours } }>('GET', `/v1/schools/${encodeURIComponent(uai)}/policy`, token);
+    return data.policy.quiet_hours;
   }
 }

@@ -9,7 +9,10 @@ import type { IdentityKeyPair } from '../protocol/keys.ts';
 import {
   type DeliverFrame,
   type EventFrame,
+  type ExpiredFrame,
+  type NoticeFrame,
   type ReceiptFrame,
+  type SyncedFrame,
   type ReadyFrame,
   type SentFrame,
   type ServerFrame,
@@ -22,6 +25,9 @@ export class ConnectionError extends Error {
   constructor(
     readonly code: string,
     message: string,
+    /** docs/moderation.md reason of a refused send (`not_allowed`, `rate_limited`). */
+    readonly reason: string | null = null,
+    readonly retryAfter: number | null = null,
   ) {
     super(message);
     this.name = 'ConnectionError';
@@ -45,6 +51,9 @@ export interface ConnectionHandlers {
   onDeliver: (frame: DeliverFrame) => void;
   onEvent?: (frame: EventFrame) => void;
   onReceipt?: (frame: ReceiptFrame) => void;
+  onSynced?: (frame: SyncedFrame) => void;
+  onExpired?: (frame: ExpiredFrame) => void;
+  onNotice?: (frame: NoticeFrame) => void;
   onPrekeysLow?: (remaining: number) => void;
   onClose?: (code: number, reason: string) => void;
   onServerError?: (code: string, message: string) => void;
@@ -116,10 +125,13 @@ export class Connection {
     if (frame.type === 'deliver') this.handlers.onDeliver(frame);
     else if (frame.type === 'event') this.handlers.onEvent?.(frame);
     else if (frame.type === 'receipt') this.handlers.onReceipt?.(frame);
+    else if (frame.type === 'synced') this.handlers.onSynced?.(frame);
+    else if (frame.type === 'expired') this.handlers.onExpired?.(frame);
+    else if (frame.type === 'notice') this.handlers.onNotice?.(frame);
     else if (frame.type === 'prekeys_low') this.handlers.onPrekeysLow?.(frame.remaining);
     else if (frame.type === 'sent') this.settle(frame.client_msg_id, (w) => w.resolve(frame));
     else if (frame.type === 'error' && frame.ref !== null) {
-      this.settle(frame.ref, (w) => w.reject(new ConnectionError(frame.code, frame.message)));
+      this.settle(frame.ref, (w) => w.reject(new ConnectionError(frame.code, frame.message, frame.reason, frame.retry_after)));
     }
   }
 

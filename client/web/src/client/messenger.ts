@@ -12,12 +12,15 @@
  * - Receiving: pairwise envelopes open or start a session; group envelopes whose key
  *   has not arrived wait (bounded) without being acknowledged.
  *
- * Extension point for conversations, announcements, acknowledgements and reports
- * (issue 10, later): new {@link Content} types handled in {@link Messenger.open}.
+ * - Membership events: our sender key of that conversation is dropped, so the next
+ *   group message distributes a fresh one (rotation on every membership change,
+ *   docs/protocol-e2e.md §7).
+ * - Each readable message keeps its franking evidence (body, franking key,
+ *   commitment, stamp) so that it can be reported (src/client/report.ts).
  */
 
 import { b64urlDecode, b64urlEncode } from '../protocol/base64url.ts';
-import { type Content, decodeBody, encodeBody } from '../protocol/content.ts';
+import { type AttachmentRef, type Content, decodeBody, encodeBody } from '../protocol/content.ts';
 import { InvalidMessage } from '../protocol/errors.ts';
 import { type DeliverFrame, type EventFrame, type SentFrame, ackFrame, sendFrame } from '../protocol/frames.ts';
 import { frank, openFranked } from '../protocol/franking.ts';
@@ -42,10 +45,13 @@ export interface Message {
   seq: number;
   toPerson: string | null;
   text: string;
+  attachment: AttachmentRef | null;
   ts: number;
   group: boolean;
-  /** What a report needs (franking evidence); kept by the app only while shown. */
-  evidence: { frankingKey: Uint8Array; commitment: Uint8Array; stamp: Uint8Array | null };
+  /** Delivered in the recipient's quiet hours: no notification. */
+  silent: boolean;
+  /** What a report needs (franking evidence, docs/protocol-e2e.md §8). */
+  evidence: { body: Uint8Array; frankingKey: Uint8Array; commitment: Uint8Array; stamp: Uint8Array | null };
 }
 
 export interface Transport {
@@ -132,17 +138,17 @@ export class Messenger {
    * Send a text to a conversation: pairwise to every device of a direct conversation
    * (the other person's and our other ones), with a sender key otherwise.
    */
-  async sendText(conversation: ConversationInfo, text: string): Promise<{ sent: SentFrame; bridge: boolean }> {
+  async sendText(conversation: ConversationInfo, text: string, attachment?: AttachmentRef): Promise<{ sent: SentFrame; bridge: boolean }> {
     if (conversation.kind !== 'direct') {
       const { bridge } = await this.reachable(conversation.members);
-      return { sent: await this.sendGroup(conversation.id, conversation.members, text), bridge };
+      return { sent: await this.sendGroup(conversation.id, conversation.members, text, attachment), bridge };
     }
     const personId = conversation.members.find((m) => m !== this.state.personId) ?? this.state.personId;
     const theirs = await this.reachable([personId]);
     if (theirs.devices.length === 0) throw new NoDevices(personId);
     const mine = await this.reachable([this.state.personId]);
     const targets = [...theirs.devices, ...mine.devices.filter((d) => !theirs.devices.includes(d))];
-    const franked = frank(encodeBody({ t: 'text', text, to: personId }));
+    const franked = frank(encodeBody({ t: 'text', text, to: personId, attachment }));
     const envelopes = targets.map((d) => this.encryptFor(d, franked.payload));
     await this.save();
     const id = newId();
@@ -150,14 +156,15 @@ export class Messenger {
     return { sent: await this.transport.request(id, frame), bridge: theirs.bridge };
   }
 
-  /** Acknowledge a membership event (sender keys rotate by themselves on the next send). */
-  acknowledgeEvent(frame: EventFrame): void {
+  /** Process and acknowledge a membership event: our sender key there is rotated. */
+  async acknowledgeEvent(frame: EventFrame): Promise<void> {
     this.contacts.clear(); // members and their devices may have changed
+    if (this.state.senders.delete(frame.conversation)) await this.save();
     this.transport.sendRaw(ackFrame([frame.envelope_id]));
   }
 
   /** Send one sender-key ciphertext to every device of the members (ourselves included). */
-  async sendGroup(conversation: string, memberPersonIds: string[], text: string): Promise<SentFrame> {
+  async sendGroup(conversation: string, memberPersonIds: string[], text: string, attachment?: AttachmentRef): Promise<SentFrame> {
     const persons = [...memberPersonIds.filter((p) => p !== this.state.personId), this.state.personId];
     const { devices } = await this.reachable(persons);
     if (devices.length === 0) throw new NoDevices(conversation);
@@ -172,7 +179,7 @@ export class Messenger {
       await this.save();
       await this.transport.request(`${baseId}.k`, sendFrame({ clientMsgId: `${baseId}.k`, conversation, envelopes, commitment: franked.commitment }));
     }
-    const franked = frank(encodeBody({ t: 'text', text, to: null }));
+    const franked = frank(encodeBody({ t: 'text', text, to: null, attachment }));
     const ciphertext = ours.sender.encrypt(franked.payload);
     await this.save();
     return this.transport.request(
@@ -251,9 +258,11 @@ export class Messenger {
         seq: frame.seq,
         toPerson: content.to,
         text: content.text,
+        attachment: content.attachment ?? null,
         ts: frame.ts,
         group: frame.group,
-        evidence: { frankingKey, commitment: frame.commitment, stamp: frame.stamp },
+        silent: frame.silent,
+        evidence: { body, frankingKey, commitment: frame.commitment, stamp: frame.stamp },
       },
     };
   }

@@ -43,6 +43,9 @@ export interface SentFrame {
   seq: number;
   ts: number;
   stamp: Uint8Array | null;
+  /** Recipients in their quiet hours: delivered without notification (docs/moderation.md). */
+  silent_to: string[];
+  quiet_until: number | null;
 }
 export interface DeliverFrame {
   type: 'deliver';
@@ -57,8 +60,27 @@ export interface DeliverFrame {
   ts: number;
   commitment: Uint8Array | null;
   stamp: Uint8Array | null;
+  /** The recipient's quiet hours: show without a notification. */
+  silent: boolean;
 }
-export interface ErrorFrame { type: 'error'; code: string; message: string; ref: string | null; retry_after: number | null }
+export interface ErrorFrame {
+  type: 'error';
+  code: string;
+  message: string;
+  ref: string | null;
+  retry_after: number | null;
+  /** For `not_allowed` and `rate_limited`: the moderation reason code (docs/moderation.md). */
+  reason: string | null;
+}
+/** Live-only information (docs/moderation.md): a new device of ours, a report's outcome. */
+export interface NoticeFrame {
+  type: 'notice';
+  kind: 'new_device' | 'report_outcome';
+  ts: number;
+  device_id: string | null;
+  report_id: string | null;
+  state: string | null;
+}
 export interface PrekeysLowFrame { type: 'prekeys_low'; remaining: number }
 export interface MembershipEvent {
   action: 'created' | 'added' | 'removed' | 'left' | 'synced';
@@ -82,7 +104,8 @@ export type ServerFrame =
   | ExpiredFrame
   | ReceiptFrame
   | ErrorFrame
-  | PrekeysLowFrame;
+  | PrekeysLowFrame
+  | NoticeFrame;
 
 function strList(data: Record<string, unknown>, name: string): string[] {
   const value = data[name];
@@ -160,6 +183,8 @@ export function parseServerFrame(text: string): ServerFrame {
         seq: int(data, 'seq'),
         ts: int(data, 'ts'),
         stamp: optBytes(data, 'stamp'),
+        silent_to: data.silent_to === undefined ? [] : strList(data, 'silent_to'),
+        quiet_until: data.quiet_until === undefined || data.quiet_until === null ? null : int(data, 'quiet_until'),
       };
     case 'deliver':
       return {
@@ -175,6 +200,7 @@ export function parseServerFrame(text: string): ServerFrame {
         ts: int(data, 'ts'),
         commitment: optBytes(data, 'commitment'),
         stamp: optBytes(data, 'stamp'),
+        silent: data.silent === true,
       };
     case 'error':
       return {
@@ -183,7 +209,20 @@ export function parseServerFrame(text: string): ServerFrame {
         message: str(data, 'message'),
         ref: optStr(data, 'ref'),
         retry_after: typeof data.retry_after === 'number' ? data.retry_after : null,
+        reason: optStr(data, 'reason'),
       };
+    case 'notice': {
+      const kind = data.kind;
+      if (kind !== 'new_device' && kind !== 'report_outcome') throw new FrameError('kind: unknown');
+      return {
+        type: 'notice',
+        kind,
+        ts: int(data, 'ts'),
+        device_id: optStr(data, 'device_id'),
+        report_id: optStr(data, 'report_id'),
+        state: optStr(data, 'state'),
+      };
+    }
     case 'prekeys_low':
       return { type: 'prekeys_low', remaining: int(data, 'remaining') };
     case 'event':

@@ -1,8 +1,8 @@
 /** The conversation list (with unread counts) and the school directory. */
 
-import type { App } from '../app.ts';
+import { type App, describeError } from '../app.ts';
 import { h, show } from '../dom.ts';
-import { role, t } from '../i18n.ts';
+import { kindName, role, t } from '../i18n.ts';
 
 export function conversationsView(app: App, main: HTMLElement): void {
   const items = [...app.conversations.values()].map((c) => {
@@ -11,6 +11,7 @@ export function conversationsView(app: App, main: HTMLElement): void {
       'li',
       {},
       h('a', { href: `#/c/${encodeURIComponent(c.id)}` }, app.title(c)),
+      c.kind !== 'direct' ? h('span', { class: 'role' }, kindName(c.kind)) : null,
       unread > 0 ? h('span', { class: 'badge' }, `${unread} ${t('unread')}`) : null,
     );
   });
@@ -33,7 +34,7 @@ export function peopleView(app: App, main: HTMLElement): void {
           (c) => (location.hash = `#/c/${encodeURIComponent(c.id)}`),
           (e: unknown) => {
             write.disabled = false;
-            app.say(`${t('errorGeneric')} ${e instanceof Error ? e.message : String(e)}`);
+            app.say(describeError(e));
           },
         );
       });
