@@ -1,8 +1,13 @@
-"""End to end in headless Chromium: a teacher (desktop) and a parent (360 px) enrol
-with demo codes in two browser contexts, exchange messages through a real Carnet,
-compare safety numbers, and every screen passes axe-core's WCAG 2 A/AA rules at
-"serious" and "critical" impact (issue 10, "Tests"). Screenshots are kept under
-``test-artifacts/web/``.
+"""End to end in headless Chromium (issue 10, "Tests"): a teacher (desktop), a parent
+and a pupil (360 px) enrol with demo codes in three browser contexts of one real
+Carnet. The teacher and the parent exchange messages (read receipt, an attachment
+encrypted in one browser and decrypted in the other, a report the server verifies
+from the franking evidence), the parent acknowledges an announcement with a signature
+the server checks, the teacher opens a class channel with the director as second
+adult, and the pupil is offered only the people the contact policy allows and is
+refused a direct conversation with another pupil, with the reason shown. Every screen
+passes axe-core's WCAG 2 A/AA rules at "serious" and "critical" impact. Screenshots
+are kept under ``test-artifacts/web/``.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ async def test_teacher_and_parent_talk_in_two_browsers(
         assert response.status == 200
         assert "script-src 'self'" in response.headers["Content-Security-Policy"]
     teacher, parent = server.person("T001"), server.person("R001")
+    pupil, other_pupil = server.person("E001"), server.person("E002")
+    other_parent = server.person("R002")
     process = await asyncio.create_subprocess_exec(
         node,
         "--import",
@@ -42,6 +49,16 @@ async def test_teacher_and_parent_talk_in_two_browsers(
         teacher["name"],
         "--parent-name",
         parent["name"],
+        "--pupil",
+        pupil["code"],
+        "--other-pupil",
+        other_pupil["person_id"],
+        "--other-pupil-name",
+        other_pupil["name"],
+        "--other-parent-name",
+        other_parent["name"],
+        "--class",
+        f"{server.demo['school']['uai']}/{server.demo['school']['class']}",
         "--out",
         str(ARTIFACTS),
         cwd=WEB,
@@ -55,4 +72,12 @@ async def test_teacher_and_parent_talk_in_two_browsers(
     assert result["ok"], (result, stderr.decode()[-3000:])
     assert len(result["digits"].split()) == 12
     assert (ARTIFACTS / "parent-conversation-360.png").stat().st_size > 0
-    assert (ARTIFACTS / "teacher-conversation-1280.png").stat().st_size > 0
+    for name in (
+        "teacher-conversation-1280",
+        "teacher-announcement-1280",
+        "parent-announcement-360",
+        "teacher-class-1280",
+        "pupil-refused-360",
+        "parent-settings-360",
+    ):
+        assert (ARTIFACTS / f"{name}.png").stat().st_size > 0, name

@@ -1,12 +1,18 @@
 /**
  * Browser end-to-end run of the web client against a real Carnet (driven by
- * tests/web/test_browser.py): a teacher (desktop width) and a parent (360 px phone)
- * in two browser contexts of Debian's Chromium enrol with demo codes, exchange
- * messages, open the safety number, devices and lost-device pages; axe-core checks
- * each screen; screenshots go to --out. Prints one JSON line: {"ok":true,...}.
+ * tests/web/test_browser.py): a teacher (desktop width), a parent and a pupil (360 px
+ * phones) in three browser contexts of Debian's Chromium enrol with demo codes; the
+ * teacher and the parent exchange messages (read receipt, encrypted attachment,
+ * report with franking evidence), the teacher sends an announcement to acknowledge
+ * that the parent signs and the teacher sees who signed, opens a class channel with
+ * the director as second adult; the pupil is offered only whom the policy allows and
+ * a forced direct conversation with another pupil is refused with the reason shown.
+ * Safety numbers, devices, settings and lost-device pages; axe-core checks each
+ * screen; screenshots go to --out. Prints one JSON line: {"ok":true,...}.
  *
  *   node --import tsx scripts/browser-e2e.ts --url URL --teacher CODE --parent CODE \
- *        --parent-name NAME --teacher-name NAME --out DIR
+ *        --parent-name NAME --teacher-name NAME --pupil CODE --other-pupil PERSON_ID \
+ *        --other-pupil-name NAME --other-parent-name NAME --class CLASS_ID --out DIR
  */
 
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -28,6 +34,11 @@ const { values } = parseArgs({
     parent: { type: 'string' },
     'teacher-name': { type: 'string' },
     'parent-name': { type: 'string' },
+    pupil: { type: 'string' },
+    'other-pupil': { type: 'string' },
+    'other-pupil-name': { type: 'string' },
+    'other-parent-name': { type: 'string' },
+    class: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -91,9 +102,94 @@ async function main(): Promise<void> {
     await parent.getByRole('button', { name: 'Envoyer' }).click();
     await shot(parent, 'parent-conversation-360');
     await teacher.getByRole('list', { name: 'Messages' }).getByText('Merci, je le lui donne demain.').waitFor();
+    // The parent viewed the conversation: a read receipt (the demo school allows them).
+    await teacher.locator('.messages li.mine .state', { hasText: /^Lu$/ }).first().waitFor();
     await shot(teacher, 'teacher-conversation-1280');
 
+    // An attachment, encrypted in the teacher's browser, decrypted in the parent's.
+    const note = 'Mot pour les parents : la sortie a lieu jeudi.';
+    await teacher.getByLabel('Votre message').fill('Le mot est en pièce jointe.');
+    await teacher.getByLabel('Joindre un fichier').setInputFiles({ name: 'mot.txt', mimeType: 'text/plain', buffer: Buffer.from(note) });
+    await teacher.getByRole('button', { name: 'Envoyer' }).click();
+    await teacher.getByRole('button', { name: /Télécharger mot\.txt/ }).waitFor();
+    const downloadButton = parent.getByRole('button', { name: /Télécharger mot\.txt/ });
+    await downloadButton.waitFor();
+    const [download] = await Promise.all([parent.waitForEvent('download'), downloadButton.click()]);
+    const downloaded = readFileSync((await download.path())!, 'utf8');
+    if (downloaded !== note) throw new Error(`attachment differs: ${downloaded}`);
+
+    // The parent reports a message with its franking evidence; the server verifies it.
+    parent.once('dialog', (dialog) => void dialog.accept());
+    await parent.getByRole('button', { name: /^Signaler/ }).first().click();
+    await parent.getByText('Signalement transmis aux modérateurs. Expéditeur prouvé.').waitFor();
+
+    // An announcement to acknowledge: the parent signs, the teacher sees who did.
+    await teacher.getByRole('link', { name: 'Nouvelle conversation' }).click();
+    await teacher.getByRole('heading', { name: 'Nouvelle conversation' }).waitFor();
+    await teacher.getByLabel('Annonce (sens unique)').check();
+    await teacher.getByLabel('Titre').fill('Sortie au musée');
+    await teacher.getByLabel(new RegExp(`^${values['parent-name']}`)).check();
+    await teacher.getByLabel(new RegExp(`^${values['other-parent-name']}`)).check();
+    await shot(teacher, 'teacher-new-announcement-1280');
+    await teacher.getByRole('button', { name: 'Créer' }).click();
+    await teacher.getByRole('heading', { name: 'Annonce : Sortie au musée' }).waitFor();
+    await teacher.getByLabel('Votre message').fill("Merci de signer l'autorisation de sortie.");
+    await teacher.getByRole('button', { name: 'Envoyer' }).click();
+    await teacher.getByRole('list', { name: 'Messages' }).getByText("Merci de signer l'autorisation").waitFor();
+    await parent.getByRole('navigation').getByRole('link', { name: 'Conversations' }).click();
+    await parent.getByRole('link', { name: 'Sortie au musée' }).click();
+    await parent.getByRole('list', { name: 'Messages' }).getByText("Merci de signer l'autorisation").waitFor();
+    await parent.getByText('Ceci est une annonce : les réponses ne sont pas possibles.').waitFor();
+    await parent.getByRole('button', { name: 'J’accuse réception' }).click();
+    await parent.getByText('Accusé de réception signé').waitFor();
+    await shot(parent, 'parent-announcement-360');
+    await teacher.getByRole('button', { name: 'Voir qui a signé' }).click();
+    await teacher.getByText(`Ont signé : ${values['parent-name']}`).waitFor();
+    await teacher.getByText(`N’ont pas encore signé : ${values['other-parent-name']}`).waitFor();
+    await shot(teacher, 'teacher-announcement-1280');
+
+    // A class channel with the director as the second adult; the parent reads it.
+    await teacher.getByRole('link', { name: 'Nouvelle conversation' }).click();
+    await teacher.getByLabel('Canal de classe').check();
+    await teacher.getByLabel('Titre').fill('5e B');
+    await teacher.getByLabel(/^Classe/).fill(values.class!);
+    await teacher.getByRole('button', { name: 'Créer' }).click();
+    await teacher.getByRole('heading', { name: 'Canal de classe : 5e B' }).waitFor();
+    await teacher.getByLabel('Votre message').fill('Bienvenue dans le canal de la 5e B.');
+    await teacher.getByRole('button', { name: 'Envoyer' }).click();
+    await teacher.getByRole('list', { name: 'Messages' }).getByText('Bienvenue dans le canal').waitFor();
+    await shot(teacher, 'teacher-class-1280');
+    await parent.getByRole('navigation').getByRole('link', { name: 'Conversations' }).click();
+    await parent.getByRole('link', { name: '5e B' }).click();
+    await parent.getByRole('list', { name: 'Messages' }).getByText('Bienvenue dans le canal').waitFor();
+
+    // Settings: quiet hours of the school (teacher: read from the policy), notifications.
+    await teacher.getByRole('link', { name: 'Réglages' }).click();
+    await teacher.getByText('De 20:00 à 07:00 et tout le week-end.').waitFor();
+    await shot(teacher, 'teacher-settings-1280');
+    await parent.getByRole('link', { name: 'Réglages' }).click();
+    await parent.getByRole('heading', { name: 'Heures calmes' }).waitFor();
+    await shot(parent, 'parent-settings-360');
+
+    // A pupil: only whom the policy allows is offered; a forced conversation is refused.
+    const pupil = await enrol(browser, values.pupil!, 360, 740, 'pupil');
+    await pupil.getByRole('link', { name: 'Nouvelle conversation' }).click();
+    await pupil.getByRole('heading', { name: 'Nouvelle conversation' }).waitFor();
+    await pupil.getByLabel(new RegExp(`^${values['teacher-name']}`)).waitFor();
+    for (const forbidden of [values['other-pupil-name']!, values['parent-name']!]) {
+      if ((await pupil.getByLabel(new RegExp(`^${forbidden}`)).count()) !== 0) throw new Error(`${forbidden} offered to a pupil`);
+    }
+    if ((await pupil.getByLabel('Annonce (sens unique)').count()) !== 0) throw new Error('announcements offered to a pupil');
+    await shot(pupil, 'pupil-new-360');
+    await pupil.goto(`${url}/app/#/write/${encodeURIComponent(values['other-pupil']!)}`);
+    await pupil.getByText('Refusé : Les élèves ne s’écrivent que dans un canal animé par un enseignant.').waitFor();
+    await shot(pupil, 'pupil-refused-360');
+
     // Safety number on both sides: the same 60 digits.
+    await teacher.getByRole('navigation').getByRole('link', { name: 'Conversations' }).click();
+    await teacher.getByRole('link', { name: values['parent-name'] }).click();
+    await parent.getByRole('navigation').getByRole('link', { name: 'Conversations' }).click();
+    await parent.getByRole('link', { name: values['teacher-name'] }).click();
     await teacher.getByRole('link', { name: 'Numéro de sécurité' }).click();
     const teacherDigits = await teacher.locator('.safety').textContent({ timeout: TIMEOUT });
     await shot(teacher, 'teacher-safety-1280');

@@ -15,7 +15,7 @@ export async function settingsView(app: App, main: HTMLElement, rerender: () => 
   if (app.hosts && uai) {
     try {
       const q = await app.api.quietHours(app.device!.token, uai);
-      quiet.textContent = `${fill(t('quietWindow'), { start: q.start, end: q.end })}${q.weekends ? ` ${t('quietWeekends')}` : ''}.`;
+      quiet.textContent = `${fill(t('quietWindow'), { start: q.start.slice(0, 5), end: q.end.slice(0, 5) })}${q.weekends ? ` ${t('quietWeekends')}` : ''}.`;
     } catch {
       // Not readable for this role: the defaults are shown.
     }
