@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -23,7 +23,7 @@ NODE = shutil.which("node")
 CHROMIUM = Path("/usr/bin/chromium")
 
 
-def _missing(reason: str) -> None:
+def _missing(reason: str) -> NoReturn:
     if STRICT:
         pytest.fail(f"{reason} (CARNET_STRICT_TESTS=1: make test installs it)")
     pytest.skip(reason)

@@ -8,7 +8,9 @@
  * Events (stdout, one JSON object a line): ready, message, failure, sent, error.
  * Commands (stdin): {"cmd":"direct","to":PERSON,"text":T} (finds or creates the direct
  * conversation), {"cmd":"create","kind":K,"members":[PERSON...],"title":T} (answers
- * with a conversation event), {"cmd":"send","conversation":C,"text":T}, {"cmd":"quit"}.
+ * with a conversation event), {"cmd":"send","conversation":C,"text":T},
+ * {"cmd":"add","conversation":C,"person":P} (answers with a conversation event; the
+ * membership event that follows rotates our sender key), {"cmd":"quit"}.
  */
 
 import { createInterface } from 'node:readline';
@@ -40,7 +42,7 @@ async function main(): Promise<void> {
   emit({ event: 'ready', device_id: state.deviceId, person_id: state.personId });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
-    const command = JSON.parse(line) as { cmd: string; to?: string; text?: string; conversation?: string; members?: string[]; kind?: string; title?: string };
+    const command = JSON.parse(line) as { cmd: string; to?: string; text?: string; conversation?: string; members?: string[]; kind?: string; title?: string; person?: string };
     try {
       if (command.cmd === 'quit') break;
       if (command.cmd === 'direct') {
@@ -50,6 +52,9 @@ async function main(): Promise<void> {
       } else if (command.cmd === 'create') {
         const kind = command.kind === 'direct' || command.kind === 'class' || command.kind === 'announcement' ? command.kind : 'group';
         const conversation = await device.createConversation({ kind, members: command.members ?? [], title: command.title ?? '' });
+        emit({ event: 'conversation', id: conversation.id, members: conversation.members });
+      } else if (command.cmd === 'add') {
+        const conversation = await api.addMember(device.token, command.conversation ?? '', command.person ?? '');
         emit({ event: 'conversation', id: conversation.id, members: conversation.members });
       } else if (command.cmd === 'send') {
         const conversation = await api.conversation(device.token, command.conversation ?? '');
