@@ -15,6 +15,7 @@ bounded by one document, whatever the size of the export.
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -25,6 +26,8 @@ from aiohttp import web
 from crypto.encoding import b64url_encode
 from storage.database import Store
 from storage.subjects import Identifiers
+
+log = logging.getLogger(__name__)
 
 README = """\
 Carnet: personal data export (RGPD art. 15)
@@ -55,7 +58,8 @@ def plain(value: Any) -> Any:
 
 
 def _dumps(doc: Any) -> bytes:
-    return json.dumps(plain(doc), ensure_ascii=False, indent=1).encode()
+    # default=str: ObjectIds and any other BSON scalar, as their text form
+    return json.dumps(plain(doc), ensure_ascii=False, indent=1, default=str).encode()
 
 
 class _Spool:
@@ -101,26 +105,27 @@ class _Member:
 async def export_chunks(store: Store, ids: Identifiers, now: datetime) -> AsyncIterator[bytes]:
     """The person's zip archive, in pieces of at most one document (plus zip framing)."""
     spool = _Spool()
-    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("README.txt", README.format(person_id=ids.person_id, now=now.isoformat()))
+    # Not a ``with``: on an error the archive is abandoned, never closed half-written.
+    archive = zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED)
+    archive.writestr("README.txt", README.format(person_id=ids.person_id, now=now.isoformat()))
+    yield spool.take()
+    member: _Member | None = None
+    current = ""
+    async for name, doc in store.subjects.documents(ids, skip={"audit_log", "audit_heads"}):
+        if name != current:
+            if member is not None:
+                member.close()
+            member, current = _Member(archive, f"{name}.json"), name
+        assert member is not None  # noqa: S101 - set on the first document
+        member.add(doc)
         yield spool.take()
-        member: _Member | None = None
-        current = ""
-        async for name, doc in store.subjects.documents(ids, skip={"audit_log", "audit_heads"}):
-            if name != current:
-                if member is not None:
-                    member.close()
-                member, current = _Member(archive, f"{name}.json"), name
-            assert member is not None  # noqa: S101 - set on the first document
-            member.add(doc)
-            yield spool.take()
-        if member is not None:
-            member.close()
-        audit = _Member(archive, "audit_log.json")
-        for entry in await store.audit.about(list(ids.all)):
-            audit.add(entry)
-        audit.close()
-        yield spool.take()
+    if member is not None:
+        member.close()
+    audit = _Member(archive, "audit_log.json")
+    for entry in await store.audit.about(list(ids.all)):
+        audit.add(entry)
+    audit.close()
+    archive.close()
     yield spool.take()
 
 
@@ -136,8 +141,16 @@ async def stream_export(
         }
     )
     await response.prepare(request)
-    async for chunk in export_chunks(store, ids, now):
-        if chunk:
-            await response.write(chunk)
+    try:
+        async for chunk in export_chunks(store, ids, now):
+            if chunk:
+                await response.write(chunk)
+    except Exception:
+        # The status line is sent: the only honest signal left is a cut connection
+        # (the client gets a truncated, invalid zip, never a partial one that looks whole).
+        log.exception("export of %s failed after it started", ids.person_id)
+        if request.transport is not None:
+            request.transport.close()
+        return response
     await response.write_eof()
     return response

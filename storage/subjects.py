@@ -5,9 +5,11 @@ device ids (``d_...``), in fields with agreed names; this module finds and
 scrubs them generically, over ``list_collection_names()``, so that a
 collection added later is covered without changing this code:
 
-- person fields: :data:`PERSON_FIELDS` (scalars or arrays);
-- device fields: :data:`DEVICE_FIELDS`, and per-device maps such as
-  ``pairwise.<device id>``.
+- in collections whose shape is known (:data:`KNOWN_SCHEMAS`), by query on
+  the person fields :data:`PERSON_FIELDS`, the device fields
+  :data:`DEVICE_FIELDS` and per-device maps such as ``pairwise.<device id>``;
+- in every other collection, by reading it whole and looking for the ids in
+  every string and key at any depth (slower, but complete by construction).
 
 Erasure rules for a matched document (:func:`scrub`): it is deleted when it
 is *about* the person (its ``_id`` or one of :data:`OWNER_FIELDS` names
@@ -65,6 +67,26 @@ SELF_MANAGED = frozenset(
         "leases",
     }
 )
+LINK_FIELDS = ("_id", "role", "given_name", "family_name")
+"""What an export shows of another person who links to the subject (a parent)."""
+KNOWN_SCHEMAS = frozenset(
+    {
+        "conversations",
+        "messages",
+        "cursors",
+        "receipts",
+        "envelopes",
+        "group_payloads",
+        "schools",
+        "classes",
+        "api_tokens",
+        "throttle",
+        "server_keys",
+    }
+)
+"""Collections whose person and device fields are all in the lists above: searched by
+query. Any other collection is scanned whole, every string at any depth, so that a
+collection added later is covered before anyone lists its fields here."""
 SECRET_FIELDS = frozenset({"secret_hash", "ciphertext", "ciphertexts", "pairwise", "group"})
 """Left out of an export: hashes of secrets, and ciphertext the server cannot read."""
 
@@ -115,6 +137,17 @@ def _clean(value: Any, names: tuple[str, ...]) -> Any:
     return value
 
 
+def mentions(value: Any, names: tuple[str, ...]) -> bool:
+    """Whether ``value`` names one of ``names`` anywhere (strings, keys, at any depth)."""
+    if isinstance(value, str):
+        return _mentions(value, names)
+    if isinstance(value, dict):
+        return any(_mentions(str(k), names) or mentions(v, names) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(mentions(v, names) for v in value)
+    return False
+
+
 def _owned(doc: Doc, names: tuple[str, ...], extra_owner_fields: Iterable[str] = ()) -> bool:
     if isinstance(doc.get("_id"), str) and _mentions(doc["_id"], names):
         return True
@@ -158,6 +191,19 @@ class SubjectRepository:
     async def identifiers(self, person_id: str) -> Identifiers:
         return Identifiers(person_id, await self.device_ids(person_id))
 
+    async def _matching(
+        self, name: str, ids: Identifiers, projection: Doc | None = None
+    ) -> AsyncIterator[Doc]:
+        """Documents of collection ``name`` that name the person (see KNOWN_SCHEMAS)."""
+        collection = self._db[name]
+        if name in KNOWN_SCHEMAS or name in SELF_MANAGED:
+            async for doc in collection.find(ids.query(), projection).sort("_id", 1):
+                yield doc
+            return
+        async for doc in collection.find({}).sort("_id", 1):
+            if mentions(doc, ids.all):
+                yield {k: v for k, v in doc.items() if k not in SECRET_FIELDS}
+
     async def documents(
         self, ids: Identifiers, skip: Iterable[str] = ()
     ) -> AsyncIterator[tuple[str, Doc]]:
@@ -167,12 +213,14 @@ class SubjectRepository:
         streams them; it never holds a whole collection).
         """
         skipped = set(skip)
-        query = ids.query()
         projection = {name: 0 for name in SECRET_FIELDS}
         for name in await self.collections():
             if name in skipped:
                 continue
-            async for doc in self._db[name].find(query, projection).sort("_id", 1):
+            async for doc in self._matching(name, ids, projection):
+                if name == "people" and doc["_id"] != ids.person_id:
+                    # a parent linking to the person: the link, not the parent's record
+                    doc = {k: doc.get(k) for k in LINK_FIELDS} | {"relation": "parent"}
                 yield name, doc
 
     async def erase(self, ids: Identifiers) -> dict[str, int]:
@@ -182,13 +230,12 @@ class SubjectRepository:
             Documents deleted or changed, by collection (only those touched).
         """
         touched: dict[str, int] = {}
-        query = ids.query()
         names = ids.all
         for name in await self.collections():
             if name in SELF_MANAGED:
                 continue
             collection = self._db[name]
-            async for doc in collection.find(query):
+            async for doc in self._matching(name, ids):
                 decision = scrub(doc, names, name)
                 if decision.delete:
                     await collection.delete_one({"_id": doc["_id"]})
