@@ -30,6 +30,12 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready"})
 
 
+async def acknowledge(request: web.Request) -> web.Response:
+    """Announcement acknowledgements: accepted unchecked, stored nowhere."""
+    await request.read()
+    return web.json_response({"acknowledged": True, "new": True}, status=201)
+
+
 async def relay(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(compress=False, max_msg_size=256 * 1024)
     await ws.prepare(request)
@@ -95,6 +101,7 @@ def create_app() -> web.Application:
     app[SEQS] = {}
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/v1/ws", relay)
+    app.router.add_post("/v1/conversations/{id}/acknowledgements", acknowledge)
     return app
 
 

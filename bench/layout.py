@@ -133,7 +133,7 @@ async def _announcement(server: ServerProcess, families: int) -> Layout:
     [conversation] = await create_conversations(server, director, [spec])
     return Layout(
         senders=[entry(director, [route(conversation, recipients, True)])],
-        members=[entry(c) for c in recipients],
+        members=[{**entry(c), "acknowledge": True} for c in recipients],
     )
 
 

@@ -36,23 +36,27 @@ import random
 import time
 import uuid
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
+from nacl.signing import SigningKey
 
 from bench.wire import (
     BenchError,
     Credentials,
     ack_frame,
     b64d,
+    b64e,
     latency_ms,
     login,
     send_frame,
     stamp_ns,
 )
 from bench.wire import stamped as stamped_payload
+from protocol import acknowledgement_message
 
 POLL_SECONDS = 0.02
 LOGIN_CONCURRENCY = 100
@@ -66,10 +70,14 @@ class Stats:
     stored: int = 0
     deliveries: int = 0
     duplicates: int = 0
+    refused: int = 0
+    """Sends answered with an ``error`` (``ref`` set) instead of ``sent``."""
     events: int = 0
     """Sequenced membership events received (acknowledged, not counted as messages)."""
     receipts: int = 0
     """``receipt`` frames received (delivered/read receipts of other members)."""
+    acknowledged: int = 0
+    """Announcements acknowledged by a guardian's signature (``POST .../acknowledgements``)."""
     messages: set[str] = field(default_factory=set)
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
@@ -84,8 +92,10 @@ class Stats:
             "stored": self.stored,
             "deliveries": self.deliveries,
             "duplicates": self.duplicates,
+            "refused": self.refused,
             "events": self.events,
             "receipts": self.receipts,
+            "acknowledged": self.acknowledged,
             "messages": len(self.messages),
             "latencies_ms": self.latencies_ms,
             "errors": dict(self.errors),
@@ -97,9 +107,18 @@ class Stats:
 class Device:
     """One device's socket, reader and acker inside a worker."""
 
-    def __init__(self, creds: Credentials, routes: list[dict[str, Any]], worker: Worker) -> None:
+    def __init__(
+        self,
+        creds: Credentials,
+        routes: list[dict[str, Any]],
+        worker: Worker,
+        acknowledge: bool = False,
+    ) -> None:
         self.creds = creds
         self.routes = routes
+        self.acknowledge = acknowledge
+        """Sign an acknowledgement of every announcement delivered (a guardian)."""
+        self.session_token = ""
         self.worker = worker
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.received = 0
@@ -121,8 +140,8 @@ class Device:
         return None
 
     async def connect(self) -> None:
-        ws, _ready = await login(self.worker.http, self.worker.ws_url, self.creds)
-        self.ws = ws
+        ws, ready = await login(self.worker.http, self.worker.ws_url, self.creds)
+        self.ws, self.session_token = ws, ready.get("session_token", "")
         self.tasks = [
             asyncio.create_task(self._reader(ws)),
             asyncio.create_task(self._acker(ws)),
@@ -160,6 +179,7 @@ class Device:
             elif kind == "error":
                 stats.errors[frame.get("code", "error")] += 1
                 if frame.get("ref"):
+                    stats.refused += 1
                     self.window.release()
         if ws.close_code not in (None, 1000) and self.ws is ws:
             self.worker.stats.errors[f"close_{ws.close_code}"] += 1
@@ -183,11 +203,37 @@ class Device:
         if stamp_ns(payload) < stats.since_ns:
             stats.stale += 1
             return
+        if self.acknowledge:
+            self.worker.background(self._acknowledge(frame))
         self.received += 1
         stats.deliveries += 1
         stats.messages.add(frame["message_id"])
         stats.last_delivery = time.monotonic()
         stats.latencies_ms.append(latency_ms(payload))
+
+    async def _acknowledge(self, frame: dict[str, Any]) -> None:
+        """``POST /v1/conversations/{id}/acknowledgements``: the guardian's signature."""
+        conversation, seq = frame["conversation"], frame["seq"]
+        signed = acknowledgement_message(
+            conversation, seq, frame["message_id"], self.creds.person_id
+        )
+        signature = SigningKey(self.creds.seed).sign(signed).signature
+        url = self.worker.ws_url.replace("ws://", "http://").removesuffix("/v1/ws")
+        headers = {"Authorization": f"Bearer {self.session_token}"}
+        body = {"seq": seq, "signature": b64e(signature)}
+        try:
+            async with self.worker.http.post(
+                f"{url}/v1/conversations/{conversation}/acknowledgements",
+                json=body,
+                headers=headers,
+                timeout=aiohttp.ClientTimeout(total=30),
+            ) as response:
+                if response.status in (200, 201):
+                    self.worker.stats.acknowledged += 1
+                else:
+                    self.worker.stats.errors[f"acknowledge_{response.status}"] += 1
+        except (aiohttp.ClientError, TimeoutError):
+            self.worker.stats.errors["acknowledge_failed"] += 1
 
     async def _acker(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while not ws.closed:  # bounded by the socket's life
@@ -215,10 +261,22 @@ class Worker:
         self.http = http
         self.stats = Stats()
         self.devices = [
-            Device(Credentials.from_json(d["creds"]), d.get("routes", []), self)
+            Device(
+                Credentials.from_json(d["creds"]),
+                d.get("routes", []),
+                self,
+                d.get("acknowledge", False),
+            )
             for d in spec["devices"]
         ]
+        self._background: set[asyncio.Task[None]] = set()
         self.by_id = {d.creds.device_id: d for d in self.devices}
+
+    def background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the readers (kept referenced until done)."""
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def connect(self, args: dict[str, Any]) -> dict[str, Any]:
         gate = asyncio.Semaphore(args.get("concurrency", LOGIN_CONCURRENCY))
@@ -289,8 +347,12 @@ class Worker:
                 break
 
     async def _drain(self, until: float) -> None:
-        """Wait (bounded) until every stored 1:1 message of this worker was delivered."""
-        while time.monotonic() < until and self.stats.deliveries < self.stats.stored:
+        """Wait (bounded) until every send of this worker was answered and every
+        stored 1:1 message delivered, so that nothing spills into the next phase."""
+        stats = self.stats
+        while time.monotonic() < until and (
+            stats.stored + stats.refused < stats.sent or stats.deliveries < stats.stored
+        ):
             await asyncio.sleep(POLL_SECONDS)
 
     async def fanout(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -299,7 +361,7 @@ class Worker:
         deadline = started + args["duration"]
         await asyncio.gather(*(self._send_fanout(d, deadline, args) for d in senders))
         until = time.monotonic() + args["grace"]
-        while time.monotonic() < until and self.stats.stored < self.stats.sent:
+        while time.monotonic() < until and self.stats.stored + self.stats.refused < self.stats.sent:
             await asyncio.sleep(POLL_SECONDS)
         return {**self.stats.to_json(), "started": started}
 
@@ -338,6 +400,8 @@ class Worker:
         started = time.monotonic()
         until = started + args["timeout"]
         while time.monotonic() < until and any(d.received < expected for d in self.devices):
+            await asyncio.sleep(POLL_SECONDS)
+        while time.monotonic() < until and self._background:  # acknowledgements in flight
             await asyncio.sleep(POLL_SECONDS)
         done = sum(1 for d in self.devices if d.received >= expected)
         return {"complete": done, "seconds": time.monotonic() - started}

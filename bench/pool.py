@@ -85,8 +85,10 @@ def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
         "stored": 0,
         "deliveries": 0,
         "duplicates": 0,
+        "refused": 0,
         "events": 0,
         "receipts": 0,
+        "acknowledged": 0,
         "messages": 0,
     }
     for answer in answers:

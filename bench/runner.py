@@ -78,6 +78,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "nofile": list(raise_nofile()),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -167,6 +168,7 @@ def run(
         if synapse_server is not None:
             synapse_server.stop()
         tmp.cleanup()
+    result["machine"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     result["medians"] = medians(result["runs"])
     if profile is not None and profile.exists():
         result["profile"] = {"file": str(profile), **top_costs(profile)}

@@ -49,7 +49,13 @@ def _figures(totals: dict[str, Any], seconds: float, meter: CpuMeter) -> dict[st
     deliveries = totals["deliveries"]
     seconds = max(seconds, 1e-6)
     out = {
-        **{k: totals[k] for k in ("sent", "stored", "deliveries", "duplicates", "messages")},
+        **{
+            k: totals.get(k, 0)
+            for k in ("sent", "stored", "refused", "deliveries", "duplicates", "messages")
+        },
+        "events": totals.get("events", 0),
+        "receipts": totals.get("receipts", 0),
+        "acknowledged": totals.get("acknowledged", 0),
         "seconds": round(seconds, 3),
         "messages_per_s": round(totals["messages"] / seconds, 1),
         "deliveries_per_s": round(deliveries / seconds, 1),
