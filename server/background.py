@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from server.fanout import Fanout
+from server.lookups import Lookups
 from server.moderation_gate import GATE
 from server.receipts import Receipts
 from server.sequencer import Sequencer
@@ -69,11 +70,12 @@ async def _purge_loop(store: Store, services: Services, stop: asyncio.Event) -> 
 async def run_services(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics = app[SETTINGS], app[STORE], app[METRICS]
     node = new_id("n", 6)
-    fanout = Fanout(app[HUB], metrics)
+    lookups = Lookups(store)
+    fanout = Fanout(app[HUB], metrics, lookups)
     sequencer = Sequencer(
         store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
     )
-    receipts = Receipts(store, app[HUB], app[CLOCK], node)
+    receipts = Receipts(store, app[HUB], app[CLOCK], node, lookups)
     services = Services(
         settings=settings,
         store=store,
@@ -83,6 +85,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         fanout=fanout,
         sequencer=sequencer,
         receipts=receipts,
+        lookups=lookups,
         franking=app[FRANKING],
         sessions=app[SESSIONS],
         gate=app[GATE],

@@ -49,6 +49,7 @@ from protocol import (
 )
 from protocol.session import ConnectionLifecycle, ConnectionState
 from server.fanout import frame_for, millis
+from server.moderation_gate import SendVerdict
 from server.ordering import OrderingBuffer
 from server.outbox import Outbox
 from server.sequencer import SequencerClosed
@@ -56,7 +57,7 @@ from server.services import Services
 from storage.conversations import ConversationKind
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.ids import derived_id
-from storage.messages import NewMessage, StoredMessage
+from storage.messages import NewMessage, StoredMessage, WriteResult
 from storage.models import Device
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,8 @@ CLOSE_POLICY = 1008
 CLOSE_WAIT = 2.0
 """Seconds a closing handshake may take before the connection is dropped."""
 GAP_WAIT_SECONDS = 0.2
+MAX_IN_FLIGHT = 64
+"""Sends of one connection whose durable write may be pending at once."""
 """How long a held message waits for a missing lower seq before the database is asked."""
 
 Item = tuple[str, str]
@@ -108,6 +111,8 @@ class DeviceConnection:
         self._draining = False
         self._drained = asyncio.Event()
         self._handling = asyncio.Lock()
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._group: asyncio.TaskGroup | None = None
 
     # --- life cycle -----------------------------------------------------------
 
@@ -131,6 +136,7 @@ class DeviceConnection:
         self.metrics.connected_devices.inc()
         try:
             async with asyncio.TaskGroup() as group:
+                self._group = group
                 group.create_task(self._writer())
                 group.create_task(self._catch_up())
                 group.create_task(self._resolve_gaps())
@@ -166,6 +172,12 @@ class DeviceConnection:
             await asyncio.wait_for(self._handling.acquire(), timeout)
         except TimeoutError:
             log.warning("device %s: frame still in flight at shutdown", self.device_id)
+        try:  # the sends still being written: their `sent` goes out before the close
+            async with asyncio.timeout(timeout):
+                for _ in range(MAX_IN_FLIGHT):
+                    await self._in_flight.acquire()
+        except TimeoutError:
+            log.warning("device %s: writes still pending at shutdown", self.device_id)
         await self.outbox.flush(timeout)
         await self._close(1001, "server shutdown")
         self._drained.set()
@@ -396,7 +408,7 @@ class DeviceConnection:
     async def _on_send(self, frame: SendFrame) -> None:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
         ref = frame.client_msg_id
-        conversation = await self.store.conversations.get(frame.conversation)
+        conversation = await self.s.lookups.conversation(frame.conversation)
         me = self.device.person_id
         if conversation is None or me not in conversation.members or conversation.archived_at:
             self._error(ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you", ref)
@@ -405,7 +417,7 @@ class DeviceConnection:
             self._error(ErrorCode.NOT_ALLOWED, "announcements are one-way", ref)
             return
         targets = frame.recipients
-        owners = await self.store.enrolment.existing_devices(targets)
+        owners = await self.s.lookups.device_owners(targets)
         missing = [t for t in targets if t not in owners]
         if missing:
             listed = ", ".join(missing[:5])
@@ -423,21 +435,44 @@ class DeviceConnection:
             return
         message = verdict.applied(self._message(frame), owners)
         try:
-            result = await self.s.sequencer.submit(message)
+            written = self.s.sequencer.enqueue(message)
         except SequencerClosed:
             self._error(ErrorCode.STORE_UNAVAILABLE, "the server is shutting down; retry", ref)
             return
+        # Pipelining: the next frame is read while this write is in flight (its
+        # place in the conversation is already fixed), so that concurrent sends
+        # share a group commit; at most MAX_IN_FLIGHT sends wait at once.
+        await self._in_flight.acquire()
+        assert self._group is not None  # noqa: S101 - set while the connection runs
+        self._group.create_task(self._answer_send(ref, message, conversation.id, verdict, written))
+
+    async def _answer_send(
+        self,
+        ref: str,
+        message: NewMessage,
+        conversation_id: str,
+        verdict: SendVerdict,
+        written: asyncio.Future[WriteResult],
+    ) -> None:
+        try:
+            result = await written
+        except (DatabaseUnavailable, DriverError, KeyError):
+            log.warning("device %s: a send was not stored", self.device_id)
+            self._error(ErrorCode.STORE_UNAVAILABLE, "not stored; retry with the same id", ref)
+            return
+        finally:
+            self._in_flight.release()
         sent = SentFrame(
             client_msg_id=ref,
             message_id=message.message_id,
-            conversation=conversation.id,
+            conversation=conversation_id,
             seq=result.seq,
             ts=millis(result.created_at),
             stamp=result.stamp,
             **verdict.told(),
         )
         self.outbox.offer("sent", dump_frame(sent))
-        for item in self.ordering.skip(conversation.id, result.seq):
+        for item in self.ordering.skip(conversation_id, result.seq):
             self.outbox.offer(*item)
 
     def _message(self, frame: SendFrame) -> NewMessage:

@@ -22,6 +22,7 @@ from pymongo.errors import PyMongoError
 
 from protocol import DeliverFrame, EventFrame, MembershipEvent, dump_frame
 from server.hub import Hub
+from server.lookups import Lookups
 from server.metrics import Metrics
 from server.receipts import Receipts
 from storage.database import Store
@@ -64,13 +65,16 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
 
 
 class Fanout:
-    def __init__(self, hub: Hub, metrics: Metrics) -> None:
+    def __init__(self, hub: Hub, metrics: Metrics, lookups: Lookups) -> None:
         self._hub = hub
         self._metrics = metrics
+        self._lookups = lookups
 
     def deliver(self, docs: Sequence[Doc], path: str = "local") -> None:
         """Offer each stored document to its recipient devices connected here."""
         for doc in docs:
+            if "event" in doc:  # membership changed: what this node cached is stale
+                self._lookups.forget_conversation(doc["conversation"])
             for device_id in doc.get("recipients", ()):
                 connection = self._hub.get(device_id)
                 if connection is None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from protocol import ReceiptFrame, dump_frame
 from server.clock import Clock
 from server.hub import Hub
+from server.lookups import Lookups
 from storage.database import Store
 from storage.models import SchoolSettings
 
@@ -29,8 +30,9 @@ Doc = dict[str, Any]
 class Receipts:
     """Stores receipts and tells members; caches school settings briefly."""
 
-    def __init__(self, store: Store, hub: Hub, clock: Clock, node: str) -> None:
+    def __init__(self, store: Store, hub: Hub, clock: Clock, node: str, lookups: Lookups) -> None:
         self._store = store
+        self._lookups = lookups
         self._hub = hub
         self._clock = clock
         self._node = node
@@ -51,12 +53,16 @@ class Receipts:
         """Record that ``person_id`` has received or read conversations up to a seq."""
         now = self._clock.now()
         for conversation_id, seq in highest.items():
-            conversation = await self._store.conversations.get(conversation_id)
+            conversation = await self._lookups.conversation(conversation_id)
             if conversation is None or person_id not in conversation.members:
                 continue
+            if seq > conversation.seq:  # the cached head may be behind: ask the database
+                conversation = await self._store.conversations.get(conversation_id)
+                if conversation is None or seq > conversation.seq:
+                    continue
             settings = await self.settings(conversation.uai)
             allowed = settings.delivered_receipts if kind == "delivered" else settings.read_receipts
-            if not allowed or seq > conversation.seq:
+            if not allowed:
                 continue
             moved = await self._store.receipts.advance(
                 conversation_id, person_id, kind, seq, now, self._node

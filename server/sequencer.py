@@ -92,6 +92,15 @@ class Sequencer:
             DriverError / DatabaseUnavailable: the write failed; nothing was
                 acknowledged (the seq it was given stays unused).
         """
+        return await self.enqueue(message)
+
+    def enqueue(self, message: NewMessage) -> asyncio.Future[WriteResult]:
+        """Queue ``message`` now (its place in its conversation is fixed by this
+        call) and return the future of its write; see :meth:`submit` for errors.
+
+        Raises:
+            SequencerClosed: the node is shutting down.
+        """
         if self._group is None or self._closing.is_set():
             raise SequencerClosed
         done: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
@@ -101,7 +110,7 @@ class Sequencer:
             self._group.create_task(self._writer(message.conversation))
         else:
             queue.append(_Pending(message, done))
-        return await done
+        return done
 
     async def _writer(self, conversation: str) -> None:
         queue = self._queues[conversation]

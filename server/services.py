@@ -12,6 +12,7 @@ from server.config import Settings
 from server.device_sessions import DeviceSessions
 from server.fanout import Fanout
 from server.hub import Hub
+from server.lookups import Lookups
 from server.metrics import Metrics
 from server.moderation_gate import ModerationGate
 from server.receipts import Receipts
@@ -29,6 +30,7 @@ class Services:
     fanout: Fanout
     sequencer: Sequencer
     receipts: Receipts
+    lookups: Lookups
     franking: FrankingKeyring
     sessions: DeviceSessions
     gate: ModerationGate
