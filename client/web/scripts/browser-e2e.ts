@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     await link.waitFor();
     await shot(parent, 'parent-conversations-360');
     await link.click();
+    await parent.bringToFront(); // on screen: viewing it sends the read receipt
     await parent.getByRole('list', { name: 'Messages' }).getByText('Léa a oublié son cahier').waitFor();
     await parent.getByLabel('Votre message').fill('Merci, je le lui donne demain.');
     await parent.getByRole('button', { name: 'Envoyer' }).click();

@@ -186,5 +186,12 @@ export function conversationView(app: App, main: HTMLElement, id: string): () =>
     () => undefined,
   );
   void app.loadReceipts(id).catch(() => undefined);
-  return app.onChange(render);
+  // Read receipts only for what was on screen: a hidden tab marks read when shown again.
+  const visible = () => document.visibilityState === 'visible' && render();
+  document.addEventListener('visibilitychange', visible);
+  const stop = app.onChange(render);
+  return () => {
+    stop();
+    document.removeEventListener('visibilitychange', visible);
+  };
 }
