@@ -117,11 +117,15 @@ async def create(request: web.Request) -> web.Response:
         and me.role not in ADULT_STAFF
     ):
         raise ApiError(
-            ErrorCode.NOT_ALLOWED, "only school staff create class channels and announcements"
+            ErrorCode.NOT_ALLOWED,
+            "only school staff create class channels and announcements",
+            reason="kind_not_allowed",
         )
     if body.class_id is not None:
         if body.class_id not in me.classes and me.role == Role.TEACHER:
-            raise ApiError(ErrorCode.NOT_ALLOWED, "you do not teach this class")
+            raise ApiError(
+                ErrorCode.NOT_ALLOWED, "you do not teach this class", reason="kind_not_allowed"
+            )
         if not body.class_id.startswith(me.uai + "/"):
             raise ApiError(ErrorCode.NOT_FOUND, "no such class in your school")
         # docs/moderation.md, second adult: listed members (e.g. the director) co-own it.

@@ -6,7 +6,8 @@
   bundle each, consuming one one-time prekey per bundle (X3DH §3.3);
   ``?bundles=none`` lists the devices without bundles (nothing consumed),
   ``?bundles=d_1,d_2`` gives bundles for those devices only.
-- ``GET /v1/directory``: the people of the caller's school.
+- ``GET /v1/directory``: the people of the caller's school the policy lets them reach.
+- ``GET /v1/me``: who the caller is, their classes, and what their school allows.
 """
 
 from __future__ import annotations
@@ -179,7 +180,38 @@ async def directory(request: web.Request) -> web.Response:
     )
 
 
+async def me(request: web.Request) -> web.Response:
+    """Who the caller is and what their school allows (for clients' settings screens)."""
+    device = await require_device(request)
+    store = request.app[STORE]
+    person = await store.directory.person(device.person_id)
+    if person is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
+    settings = await store.directory.school_settings(person.uai)
+    policy = await request.app[GATE].policies.get(person.uai)
+    quiet = policy.quiet_hours
+    return web.json_response(
+        {
+            "person_id": person.id,
+            "device_id": device.id,
+            "device_kind": device.kind.value,
+            "name": person.display_name,
+            "role": person.role.value,
+            "uai": person.uai,
+            "classes": list(person.classes),
+            "receipts": settings.model_dump(),
+            "quiet_hours": {
+                "start": quiet.start.strftime("%H:%M"),
+                "end": quiet.end.strftime("%H:%M"),
+                "weekends": quiet.weekends,
+                "applies": person.role in quiet.roles,
+            },
+        }
+    )
+
+
 def setup(app: web.Application) -> None:
     app.router.add_put("/v1/devices/me/prekeys", put_prekeys)
     app.router.add_get("/v1/people/{person_id}/devices", person_devices)
     app.router.add_get("/v1/directory", directory)
+    app.router.add_get("/v1/me", me)

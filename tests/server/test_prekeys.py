@@ -172,6 +172,11 @@ async def test_directory_lists_the_school(
     names = {p["name"] for p in people}
     assert {"Claire Durand", "Marc Lefèvre"} <= names
     assert not names & {"Hugo Petit", "Thomas Roux", "Sophie Bernard"}
+    async with http.get(server.url + "/v1/me", headers=bearer(ready["session_token"])) as r:
+        me = await r.json()
+    assert (me["role"], me["uai"], me["classes"]) == ("pupil", "9999999D", ["9999999D/5e B"])
+    assert me["receipts"] == {"delivered_receipts": True, "read_receipts": True}
+    assert me["quiet_hours"]["start"] == "20:00" and me["quiet_hours"]["applies"] is False
     await ws.close()
 
 
