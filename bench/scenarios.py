@@ -150,6 +150,7 @@ class Fanout:
         window: int,
     ) -> None:
         self.server, self.params, self.count, self.window = server, params, count, window
+        self.size = max(1, len(members))
         self.members = Pool(
             server.ws_url, [[m] for m in members], params.workers, params.hard_seconds
         )
@@ -183,6 +184,9 @@ class Fanout:
         ends = totals.get("seconds")
         figures = _figures(totals, ends if ends else time.monotonic() - started, meter)
         figures.update(_writes(writes, sent["stored"], totals["deliveries"]))
+        # Each worker counts the group messages its devices saw: a message is
+        # delivered to every member, so messages/s is deliveries/s per member.
+        figures["messages_per_s"] = round(figures["deliveries_per_s"] / self.size, 2)
         figures["receipts_per_message"] = (
             round(totals["receipts"] / sent["stored"], 1) if sent["stored"] else None
         )
@@ -296,6 +300,8 @@ class Catchup:
         meter.stop()
         totals = merge(self.pool.command("reset"))
         figures = _figures(totals, seconds, meter)
+        if not self.pairwise:  # group messages, counted once per worker: per member instead
+            figures["messages_per_s"] = round(figures["deliveries_per_s"] / self.devices, 2)
         figures.update(
             devices=self.devices,
             complete_devices=sum(w["complete"] for w in waited),
