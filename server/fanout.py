@@ -116,7 +116,7 @@ class Fanout:
                     full_document="updateLookup",
                 ) as stream:
                     failures = 0
-                    while not stop.is_set():
+                    while not stop.is_set() and stream.alive:  # a dead cursor: reopen
                         change = await stream.try_next()
                         if change is None:
                             continue

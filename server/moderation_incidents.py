@@ -50,6 +50,10 @@ RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 Doc = dict[str, Any]
 
 
+class _StreamEnded(Exception):
+    """The change stream's cursor died without an error: reopen it after a pause."""
+
+
 class Session(Protocol):
     """What the controls need of a logged-in connection."""
 
@@ -189,9 +193,8 @@ class IncidentControls:
                 async with await self.store.db.watch(
                     pipeline, max_await_time_ms=500, full_document="updateLookup"
                 ) as stream:
-                    failures = 0
                     await self.reload()  # whatever changed before the stream opened
-                    while not stop.is_set():
+                    while not stop.is_set() and stream.alive:  # a dead cursor: reopen
                         change = await stream.try_next()
                         if change is not None and change["ns"]["coll"] == "notices":
                             if change["operationType"] == "insert":
@@ -201,7 +204,10 @@ class IncidentControls:
                         elif time.monotonic() - self._reloaded > RELOAD_SECONDS:
                             await self.reload()
                             self.gate.prune()
-            except (PyMongoError, DatabaseUnavailable) as exc:
+                            failures = 0
+                if not stop.is_set():
+                    raise _StreamEnded
+            except (PyMongoError, DatabaseUnavailable, _StreamEnded) as exc:
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
                 log.warning(

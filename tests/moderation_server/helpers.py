@@ -79,9 +79,10 @@ async def answer(ws: Socket, client_id: str) -> dict[str, Any]:
     """The ``sent`` or ``error`` frame that answers a send (other frames skipped)."""
     for _ in range(100):
         frame = await receive(ws)
-        if frame["type"] in ("sent", "error") and frame.get(
-            "client_msg_id", frame.get("ref")
-        ) == client_id:
+        if (
+            frame["type"] in ("sent", "error")
+            and frame.get("client_msg_id", frame.get("ref")) == client_id
+        ):
             return frame
     raise AssertionError(f"no answer to {client_id}")
 

@@ -40,9 +40,13 @@ async def test_teacher_and_parent_talk_directly(
 async def test_refused_creations_answer_their_reason_and_store_nothing(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
-    (teacher, ws_t), (pupil, ws_e), (parent, ws_r), (other_parent, ws_o), (peer, ws_peer) = (
-        await online(http, server, "T001", "E001", "R001", "R003", "E002")
-    )
+    (
+        (teacher, ws_t),
+        (pupil, ws_e),
+        (parent, ws_r),
+        (other_parent, ws_o),
+        (peer, ws_peer),
+    ) = await online(http, server, "T001", "E001", "R001", "R003", "E002")
     before = await counts(server)
     table = [
         (teacher, "direct", [pupil.person_id], "second_adult_required"),
@@ -153,7 +157,9 @@ async def test_no_sequence_of_membership_changes_breaks_the_second_adult_rule(
             person = rng.choice(ids)
             op = rng.choice(("add", "remove", "leave"))
             if op == "add" and teacher_id in members:
-                status, _ = await call(http, "POST", url, devices[teacher_id], {"person_id": person})
+                status, _ = await call(
+                    http, "POST", url, devices[teacher_id], {"person_id": person}
+                )
             elif op == "remove" and teacher_id in members and person in members:
                 status, _ = await call(http, "DELETE", f"{url}/{person}", devices[teacher_id])
             elif op == "leave" and person in members:
