@@ -2,10 +2,13 @@
 
 Issue 9: a group message must cost O(1) database writes in the number of
 members (stored once; per-device delivery state is a cursor). The harness
-reads the database's ``opcounters`` (``insert``, ``update``, ``delete``: one
-per document for MongoDB and for SecantusDB) before and after a phase, on a
-separate connection, so every write of the server is counted whatever
-repository made it. The two ``serverStatus`` commands are not writes.
+reads the database's ``opcounters`` (``insert``, ``update``, ``delete``)
+before and after a phase, on a separate connection, so every write of the
+server is counted whatever repository made it. The two ``serverStatus``
+commands are not writes. SecantusDB counts write *commands* (an
+``insert_many`` of 10 documents counts 1, as does an ``update_many``); MongoDB
+counts inserted documents. Single-document writes (a group message, a cursor,
+a receipt) count one either way.
 """
 
 from __future__ import annotations

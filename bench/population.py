@@ -30,6 +30,9 @@ from bench.wire import BenchError, Credentials, b64e, login
 SCHOOL_SIZE = 1000
 """People per bench school: the admin listing returns at most 1000 people."""
 CONCURRENCY = 32
+CODE_CONCURRENCY = 4
+"""Enrolment codes issued at once (each is an audited, hash-chained admin action)."""
+CODE_ATTEMPTS = 20
 IMPORT_CHUNK = 10_000
 ROLES = ("pupil", "parent", "teacher", "staff", "director")
 GENEROUS = {"capacity": 100_000, "per_minute": 100_000}
@@ -92,13 +95,14 @@ async def enrol(server: ServerProcess, people: list[Someone]) -> Population:
         missing = wanted - set(ids)
         if missing:
             raise BenchError(f"{len(missing)} of {len(wanted)} people not listed after the import")
-        gate = asyncio.Semaphore(CONCURRENCY)
+        gate, codes = asyncio.Semaphore(CONCURRENCY), asyncio.Semaphore(CODE_CONCURRENCY)
 
         async def one(external_id: str) -> tuple[str, Credentials]:
             person_id = ids[external_id]
             async with gate:
                 url = f"{server.url}/v1/admin/people/{person_id}/enrolment-codes"
-                code = (await _json(http, "POST", url, {}, 201))["code"]
+                async with codes:
+                    code = (await _retried(http, url))["code"]
                 seed = os.urandom(32)
                 key = bytes(SigningKey(seed).verify_key)
                 body = {"code": code, "identity_key": b64e(key)}
@@ -161,6 +165,27 @@ async def create_conversations(
             return list(await asyncio.gather(*(one(s) for s in specs)))
         finally:
             await ws.close()
+
+
+async def _retried(http: aiohttp.ClientSession, url: str) -> Any:
+    """Issue an enrolment code, retrying (bounded) while the audit log is contended.
+
+    Each code issued is an audited admin action; concurrent ones may collide
+    on the hash-chained audit log, which the server answers with a 500
+    (reported to the lead: it should retry itself or answer 503).
+
+    Raises:
+        BenchError: still refused after the last attempt.
+    """
+    for attempt in range(CODE_ATTEMPTS):
+        async with http.post(url, json={}) as response:
+            data = await response.json()
+            if response.status == 201:
+                return data
+            if response.status < 500 or attempt == CODE_ATTEMPTS - 1:
+                raise BenchError(f"POST {url}: {response.status} {data}")
+        await asyncio.sleep(0.01 * (attempt + 1))
+    raise BenchError(f"POST {url}: no attempt left")
 
 
 async def _json(
