@@ -154,3 +154,23 @@ async def test_the_directory_lists_only_reachable_people(
     # not other pupils (only in a teacher's channel), not other parents.
     assert names == {"Claire Durand", "Marc Lefèvre"}
     await ws.close()
+
+
+async def test_quiet_hours_end_on_local_time_across_the_october_dst_change(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    (teacher, ws_t), (parent, ws_p) = await online(http, server, "T001", "R004")
+    _, conversation = await create(http, server, teacher, "direct", [parent.person_id])
+    # Saturday 24 October 2026, 22:00 CEST: quiet all weekend, until Monday 07:00 CET
+    # (clocks go back on the Sunday at 03:00 CEST; the wall-clock end is kept).
+    server.clock.advance(paris(2026, 10, 24, 22) - server.clock.now())
+    await send(ws_t, conversation["id"], "dst", {parent.device_id: b"x"})
+    sent = await answer(ws_t, "dst")
+    monday = paris(2026, 10, 26, 7)
+    assert monday.utcoffset() is not None and monday.utcoffset().total_seconds() == 3600
+    assert (sent["silent_to"], sent["quiet_until"]) == (
+        [parent.person_id],
+        int(monday.timestamp() * 1000),
+    )
+    for ws in (ws_t, ws_p):
+        await ws.close()
