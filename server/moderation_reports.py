@@ -13,7 +13,8 @@
   ``suspended`` also suspends the proven sender's sending until ``until``.
   Every decision is audited (``report.decide``).
 
-The plaintext is what the reporter chose to hand over (RGPD art. 5(1)(c));
+The plaintext is what the reporter chose to hand over (RGPD art. 5(1)(c)); it is
+sealed at rest with a server key (``server/report_sealing.py``);
 it is shown to the moderators only and never logged.
 """
 
@@ -41,7 +42,8 @@ from server.errors import ApiError, read_model
 from server.fanout import millis
 from server.moderation_api import device_and_person, me
 from server.moderation_gate import GATE, refusal
-from server.state import CLOCK, FRANKING, STORE
+from server.report_sealing import ReportSeal
+from server.state import CLOCK, FRANKING, REPORT_SEAL, STORE
 from storage.models import Person
 
 MAX_REPORTED_BYTES = 64 * 1024
@@ -73,7 +75,14 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def report_json(doc: dict[str, Any], moderator: bool) -> dict[str, Any]:
+def _opened(stored: Any, seal: ReportSeal | None) -> str | None:
+    body = seal.open(stored) if seal is not None else None
+    return b64url_encode(body) if body is not None else None
+
+
+def report_json(
+    doc: dict[str, Any], moderator: bool, seal: ReportSeal | None = None
+) -> dict[str, Any]:
     body = {
         "id": doc["_id"],
         "uai": doc["uai"],
@@ -90,7 +99,7 @@ def report_json(doc: dict[str, Any], moderator: bool) -> dict[str, Any]:
             "sender_device": doc["sender_device"],
             "reported_person": doc.get("reported_person"),
             "ts": doc["ts"],
-            "plaintext": b64url_encode(bytes(doc["body"])),
+            "plaintext": _opened(doc.get("body"), seal),
             "history": [
                 {"state": h["state"], "by": h["by"], "at": _iso(h["at"])} for h in doc["history"]
             ],
@@ -132,7 +141,7 @@ async def file_report(request: web.Request) -> web.Response:
             "proof": proof.value,
             "state": ReportState.FILED.value,
             "history": [{"state": ReportState.FILED.value, "by": reporter.id, "at": now}],
-            "body": body.plaintext,
+            "body": request.app[REPORT_SEAL].seal(body.plaintext),
             "created_at": now,
         }
     )
@@ -161,7 +170,8 @@ async def list_reports(request: web.Request) -> web.Response:
     if state is not None and state not in {s.value for s in ReportState}:
         raise ApiError(ErrorCode.INVALID_REQUEST, "unknown state")
     docs = await request.app[STORE].moderation.reports.of_school(moderator.uai, state)
-    return web.json_response({"reports": [report_json(d, moderator=True) for d in docs]})
+    seal = request.app[REPORT_SEAL]
+    return web.json_response({"reports": [report_json(d, True, seal) for d in docs]})
 
 
 async def decide(request: web.Request) -> web.Response:
@@ -207,7 +217,7 @@ async def decide(request: web.Request) -> web.Response:
     )
     await gate.controls.notify([d.id for d in devices], "notice", dump_frame(notice))
     updated = await store.moderation.reports.get(doc["_id"])
-    return web.json_response(report_json(updated or doc, moderator=True))
+    return web.json_response(report_json(updated or doc, True, request.app[REPORT_SEAL]))
 
 
 def setup(app: web.Application) -> None:

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from crypto import FrankingKeyring, ServerFrankingKey
-from server import device_sessions
+from server import device_sessions, report_sealing
 from server.device_sessions import DeviceSessions
-from server.state import CLOCK, FRANKING, SESSIONS, STORE
+from server.report_sealing import ReportSeal
+from server.state import CLOCK, FRANKING, REPORT_SEAL, SESSIONS, STORE
 
 FRANKING_PURPOSE = "franking"
 
@@ -24,4 +25,5 @@ async def load_server_keys(app: web.Application) -> AsyncIterator[None]:
     keys = [ServerFrankingKey(k.key_id, k.secret) for k in franking]
     app[FRANKING] = FrankingKeyring(keys[0], keys[1:])
     app[SESSIONS] = DeviceSessions(await store.server_keys.active(device_sessions.PURPOSE, now))
+    app[REPORT_SEAL] = ReportSeal(await store.server_keys.active(report_sealing.PURPOSE, now))
     yield

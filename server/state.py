@@ -12,6 +12,7 @@ from server.config import Settings
 from server.device_sessions import DeviceSessions
 from server.hub import Hub
 from server.metrics import Metrics
+from server.report_sealing import ReportSeal
 from storage.database import Store
 
 if TYPE_CHECKING:  # retention_jobs imports server modules that import this one
@@ -25,6 +26,8 @@ HUB = web.AppKey("hub", Hub)
 FRANKING = web.AppKey("franking", FrankingKeyring)
 """Server franking keys (current + previous), loaded from the database at start."""
 SESSIONS = web.AppKey("device_sessions", DeviceSessions)
+REPORT_SEAL = web.AppKey("report_seal", ReportSeal)
+"""Seals reported message content at rest (server/report_sealing.py)."""
 """Issues and checks device session tokens for the REST API."""
 RETENTION: web.AppKey[RetentionScheduler] = web.AppKey("retention")
 """The retention scheduler: ``run_once(now)`` and the dry run ``plan(now)``."""

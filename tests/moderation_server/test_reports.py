@@ -55,6 +55,10 @@ async def test_reports_are_verified_moderated_and_the_reporter_told(
     listed = {r["id"]: r for r in body["reports"]}
     assert listed[verified["id"]]["reported_person"] == teacher.person_id
     assert b64url_decode(listed[verified["id"]]["plaintext"]) == BODY
+    # The disclosed content is sealed at rest: not in the database in clear.
+    for name in await server.store.db.list_collection_names():
+        async for doc in server.store.db[name].find():
+            assert not _holds(doc, BODY), name
     assert listed[unverified["id"]]["reported_person"] is None
 
     decide = f"{queue}/{verified['id']}/decision"
@@ -87,3 +91,16 @@ async def test_reports_are_verified_moderated_and_the_reporter_told(
     assert [e["details"]["state"] for e in entries] == ["under_review", "suspended"]
     for ws in (ws_t, ws_p, ws_d):
         await ws.close()
+
+
+def _holds(value: object, needle: bytes) -> bool:
+    """Whether ``needle`` appears in any bytes or string inside ``value``."""
+    if isinstance(value, bytes | bytearray):
+        return needle in value
+    if isinstance(value, str):
+        return needle.decode() in value
+    if isinstance(value, dict):
+        return any(_holds(v, needle) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds(v, needle) for v in value)
+    return False
