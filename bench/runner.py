@@ -15,6 +15,7 @@ import os
 import platform
 import resource
 import statistics
+import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -61,6 +62,24 @@ def raise_nofile() -> tuple[int, int]:
     except (ValueError, OSError):
         return soft, hard
     return hard, hard
+
+
+def server_commit(tree: Path) -> str:
+    """The tree's commit, ``+dirty`` if the server's packages differ from it (shared tree)."""
+    git = ["git", "-C", str(tree)]
+    try:
+        head = subprocess.run(
+            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            [*git, "status", "--porcelain", "--", "server", "storage", "moderation", "protocol"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if changed else "")
 
 
 def machine() -> dict[str, Any]:
@@ -123,6 +142,7 @@ def run(
     try:
         carnet = start_carnet(Path(tmp.name) / "carnet", source)
         result["server_source"] = str(source) if source else "installed"
+        result["server_commit"] = server_commit(source or Path.cwd())
         servers.append(carnet)
         t0 = time.monotonic()
         made = asyncio.run(layout.make(carnet, scenario, p))
