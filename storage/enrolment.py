@@ -19,7 +19,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ASCENDING, AsyncMongoClient
+from pymongo import ASCENDING, AsyncMongoClient, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -59,8 +59,11 @@ class EnrolmentRepository:
         self, client: AsyncMongoClient[Doc], db: AsyncDatabase[Doc], max_attempts: int
     ) -> None:
         self._client = client
-        self._codes = db["enrolment_codes"]
-        self._devices = db["devices"]
+        # Majority-acknowledged writes: the redeeming transaction reads at the
+        # majority point, so a code issued a moment ago must already be there.
+        durable = WriteConcern(w="majority", j=True)
+        self._codes = db.get_collection("enrolment_codes", write_concern=durable)
+        self._devices = db.get_collection("devices", write_concern=durable)
         self._max_attempts = max_attempts
 
     async def create_indexes(self) -> None:
