@@ -60,10 +60,17 @@ class EmbeddedDatabase:
     """
 
     def __init__(
-        self, directory: Path, cache_size: str = "256M", start_timeout: float = 60
+        self,
+        directory: Path,
+        cache_size: str = "256M",
+        start_timeout: float = 60,
+        ttl_sweep: bool = True,
     ) -> None:
         self.directory = directory
         self.cache_size = cache_size
+        # False turns SecantusDB's TTL sweeper off: for tests whose injected clock is
+        # not the real time (the sweeper deletes by the real time).
+        self.ttl_sweep = ttl_sweep
         self.start_timeout = start_timeout
         self._process: asyncio.subprocess.Process | None = None
         self.uri: str | None = None
@@ -88,6 +95,9 @@ class EmbeddedDatabase:
         """
         self.directory.mkdir(parents=True, exist_ok=True)
         storage = self.directory / "wiredtiger"
+        config = self.directory / "secantusd.toml"
+        sweep = 60 if self.ttl_sweep else 0
+        config.write_text(f"[storage]\nttl_sweep_seconds = {sweep}\n")
         with open(self.log_path, "wb") as log_file:
             # The child owns its stderr through this file: no pipe to drain.
             self._process = await asyncio.create_subprocess_exec(
@@ -102,6 +112,8 @@ class EmbeddedDatabase:
                 str(storage),
                 "--cache-size",
                 self.cache_size,
+                "--config",
+                str(config),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,

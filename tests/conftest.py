@@ -19,7 +19,11 @@ from tests.support.servers import RunningServer, running_server, stop_leftovers
 
 @pytest.fixture(scope="session")
 async def database_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    database = EmbeddedDatabase(tmp_path_factory.mktemp("secantus"), cache_size="256M")
+    # No TTL sweeper: the tests' frozen clocks are not the real time, and the
+    # sweeper would delete by the real time (expiry is tested by deleting).
+    database = EmbeddedDatabase(
+        tmp_path_factory.mktemp("secantus"), cache_size="256M", ttl_sweep=False
+    )
     uri = await database.start()
     try:
         yield uri
