@@ -44,7 +44,7 @@ PERSON_FIELDS = (
     "reporter",
     "reported_person",
 )
-DEVICE_FIELDS = ("device_id", "sender_device", "recipients")
+DEVICE_FIELDS = ("device_id", "sender_device", "recipients", "silent")
 DEVICE_MAPS = ("pairwise", "ciphertexts")
 OWNER_FIELDS = frozenset({"person_id", "device_id"})
 """A document whose owner field names the person is about them: it is deleted."""
