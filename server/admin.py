@@ -127,7 +127,9 @@ async def delete_person(request: web.Request) -> web.Response:
     store = request.app[STORE]
     if await store.holds.held([person.id], request.app[CLOCK].now()):
         raise ApiError(ErrorCode.CONFLICT, "a legal hold suspends this person's deletion")
-    await remove_person(store, person.id, request.app[CLOCK].now())
+    await remove_person(
+        store, person.id, request.app[CLOCK].now(), request.app[SERVICES].sequencer.submit
+    )
     await audit(request, grant, "person.delete", person.id, person.uai)
     return web.Response(status=204)
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from server.auth import new_token
 from server.codes import EnrolmentCode, generate_code
 from server.directory_csv import parse_directory_csv
-from server.membership import Submit, sync_class_channels
+from server.membership import Submit, sync_class_channels, write_event
 from storage.database import Store
 from storage.directory import ImportSummary
 from storage.errors import DuplicateKey
@@ -70,16 +70,30 @@ async def create_api_token(
     return token, token_id
 
 
-async def remove_person(store: Store, person_id: str, now: datetime | None = None) -> bool:
+async def remove_person(
+    store: Store, person_id: str, now: datetime | None = None, submit: Submit | None = None
+) -> bool:
     """Remove a person with their devices, codes, prekeys, cursors and ciphertexts.
+
+    With ``submit``, every conversation they were in gets a ``removed`` event, so
+    the other members rotate their sender keys (DPO erasure passes none: an
+    event would name the erased person again).
 
     Idempotent: a retry after a failure finishes the job. Returns False if the
     person did not exist.
     """
+    moment = now or datetime.now(UTC)
+    conversations = await store.conversations.of_person(person_id) if submit else []
     devices = await store.enrolment.remove_person(person_id)
     for device_id in devices:
         await store.prekeys.forget_device(device_id)
         await store.messages.forget_device(device_id)
         await store.cursors.forget_device(device_id)
-    await store.conversations.remove_person(person_id, now or datetime.now(UTC))
+    await store.conversations.remove_person(person_id, moment)
+    if submit is not None:
+        for conversation in conversations:
+            members = [m for m in conversation.members if m != person_id]
+            await write_event(
+                store, submit, moment, conversation.id, "removed", [person_id], None, members
+            )
     return await store.directory.remove_person(person_id)

@@ -144,12 +144,14 @@ async def test_codes_are_issued_and_people_removed(
     conversation = await teacher.conversation(http, server.url, "direct", [person_id])
     await send_envelopes(ws, conversation["id"], "x", {device.device_id: b"ciphertext"})
     assert (await receive_type(ws, "sent"))["seq"] == 2
-    await ws.close()
 
     async with http.delete(
         f"{server.url}/v1/admin/people/{person_id}", headers=bearer(server.operator_token)
     ) as r:
         assert r.status == 204
+    removed = await receive_type(ws, "event")  # the others rotate their sender keys
+    assert removed["event"]["action"] == "removed" and removed["event"]["persons"] == [person_id]
+    await ws.close()
     assert await server.store.directory.person(person_id) is None
     assert await server.store.enrolment.device(device.device_id) is None
     messages = server.store.messages.collection
