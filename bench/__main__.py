@@ -65,6 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="direct: real Double Ratchet encryption in the load generator",
     )
+    run.add_argument(
+        "--no-receipts",
+        action="store_true",
+        help="the bench schools turn delivered and read receipts off",
+    )
+    run.add_argument(
+        "--catch-up-timeout",
+        type=float,
+        default=defaults.catch_up_timeout,
+        help="reconnect/offline: seconds to wait for every device to catch up",
+    )
     run.add_argument("--no-relay", action="store_true", help="skip the bare relay baseline")
     run.add_argument("--no-database", action="store_true", help="skip the raw insert baseline")
     run.add_argument("--synapse", action="store_true", help="direct: also run Synapse")
@@ -104,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
                 connections=args.connections,
                 messages=args.messages,
                 with_crypto=args.with_crypto,
+                receipts=not args.no_receipts,
+                catch_up_timeout=args.catch_up_timeout,
             )
             runner.run(
                 args.scenario,

@@ -59,17 +59,17 @@ async def make(server: ServerProcess, scenario: str, p: Params) -> Layout:
         BenchError: the API refused a step.
     """
     if scenario == "direct":
-        return await _direct(server, p.pairs)
+        return await _direct(server, p.pairs, p.receipts)
     if scenario == "class":
-        return await _class(server, p.members)
+        return await _class(server, p.members, p.receipts)
     if scenario == "announcement":
-        return await _announcement(server, p.families)
-    return await _spread(server, scenario, p.connections)
+        return await _announcement(server, p.families, p.receipts)
+    return await _spread(server, scenario, p.connections, p.receipts)
 
 
-async def _direct(server: ServerProcess, pairs: int) -> Layout:
+async def _direct(server: ServerProcess, pairs: int, receipts: bool) -> Layout:
     people = [Someone(f"s{n}", "staff", n // SCHOOL_SIZE) for n in range(2 * pairs)]
-    found = (await enrol(server, people)).devices
+    found = (await enrol(server, people, receipts)).devices
     couples = [(found[f"s{2 * k}"], found[f"s{2 * k + 1}"]) for k in range(pairs)]
 
     async def one(a: Credentials, b: Credentials) -> str:
@@ -94,13 +94,13 @@ async def _direct(server: ServerProcess, pairs: int) -> Layout:
     return layout
 
 
-async def _class(server: ServerProcess, members: int) -> Layout:
+async def _class(server: ServerProcess, members: int, receipts: bool) -> Layout:
     people = [
         Someone("teacher", "teacher", 0, ("6A",)),
         Someone("director", "director", 0),
         *(Someone(f"pupil{n}", "pupil", 0, ("6A",)) for n in range(members - 1)),
     ]
-    found = (await enrol(server, people)).devices
+    found = (await enrol(server, people, receipts)).devices
     teacher, director = found.pop("teacher"), found["director"]
     spec = {
         "kind": "class",
@@ -116,12 +116,12 @@ async def _class(server: ServerProcess, members: int) -> Layout:
     )
 
 
-async def _announcement(server: ServerProcess, families: int) -> Layout:
+async def _announcement(server: ServerProcess, families: int, receipts: bool) -> Layout:
     people = [
         Someone("director", "director", 0),
         *(Someone(f"parent{n}", "parent", 0) for n in range(families)),
     ]
-    found = (await enrol(server, people)).devices
+    found = (await enrol(server, people, receipts)).devices
     director = found.pop("director")
     recipients = list(found.values())
     spec = {
@@ -137,14 +137,14 @@ async def _announcement(server: ServerProcess, families: int) -> Layout:
     )
 
 
-async def _spread(server: ServerProcess, scenario: str, count: int) -> Layout:
+async def _spread(server: ServerProcess, scenario: str, count: int, receipts: bool) -> Layout:
     """``count`` staff devices in schools of 999 plus, per school, one sender."""
     per_school = SCHOOL_SIZE - 1
     schools = (count + per_school - 1) // per_school
     people = [Someone(f"s{n}", "staff", n // per_school) for n in range(count)]
     if scenario != "idle":
         people += [Someone(f"sender{k}", "staff", k) for k in range(schools)]
-    found = (await enrol(server, people)).devices
+    found = (await enrol(server, people, receipts)).devices
     members = [found[f"s{n}"] for n in range(count)]
     layout = Layout(members=[entry(c) for c in members])
     for k in range(schools if scenario != "idle" else 0):

@@ -12,6 +12,7 @@ from bench.loadgen import worker_main
 from bench.wire import BenchError
 
 COMMAND_TIMEOUT = 900.0
+QUIT_TIMEOUT = 10.0
 
 
 class Pool:
@@ -57,10 +58,13 @@ class Pool:
         return answers
 
     def close(self) -> None:
-        try:
-            self.command("quit")
-        except (BenchError, BrokenPipeError, OSError):
-            pass
+        """Ask every worker to quit (bounded wait: a busy one is killed)."""
+        for pipe in self.pipes:
+            try:
+                pipe.send(("quit", {}))
+                pipe.poll(QUIT_TIMEOUT)
+            except (BrokenPipeError, OSError):
+                pass
         for process in self.processes:
             process.join(10)
             if process.is_alive():

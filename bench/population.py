@@ -71,8 +71,11 @@ class Population:
     devices: dict[str, Credentials] = field(default_factory=dict)
 
 
-async def enrol(server: ServerProcess, people: list[Someone]) -> Population:
+async def enrol(server: ServerProcess, people: list[Someone], receipts: bool = True) -> Population:
     """Import ``people``, relax their schools' rate limits, enrol one device each.
+
+    ``receipts=False`` turns the schools' delivered and read receipts off
+    (``PUT /v1/admin/schools/{uai}/settings``), as a school may.
 
     Raises:
         BenchError: the API refused a step.
@@ -92,6 +95,10 @@ async def enrol(server: ServerProcess, people: list[Someone]) -> Population:
             listing = await _json(http, "GET", f"{server.url}/v1/admin/schools/{uai(k)}/people")
             ids.update({p["external_id"]: p["id"] for p in listing["people"]})
             await relax_rate_limits(http, server.url, uai(k))
+            if not receipts:
+                off = {"delivered_receipts": False, "read_receipts": False}
+                url = f"{server.url}/v1/admin/schools/{uai(k)}/settings"
+                await _json(http, "PUT", url, off, 200)
         missing = wanted - set(ids)
         if missing:
             raise BenchError(f"{len(missing)} of {len(wanted)} people not listed after the import")

@@ -45,6 +45,7 @@ def table(found: dict[str, dict[str, Any]]) -> str:
         ("half_rate.latency_ms.p99", "p99 ms at ½ max"),
         ("server_cpu_us_per_delivery", "server CPU µs/delivery"),
         ("database_cpu_us_per_delivery", "DB CPU µs/delivery"),
+        ("db_writes_per_message", "DB writes/msg"),
         ("server_rss_mib", "server RSS MiB"),
         ("rss_per_connection_kib", "KiB/conn"),
         ("catch_up_seconds", "catch-up s"),

@@ -36,6 +36,10 @@ class Params:
     connections: int = 1000
     messages: int = 5
     with_crypto: bool = False
+    receipts: bool = True
+    """False: the bench schools turn delivered and read receipts off (school settings)."""
+    catch_up_timeout: float = 120.0
+    """reconnect/offline: how long to wait for every device to catch up."""
     grace: float = 30.0
     hard_seconds: float = 1800.0
 
@@ -295,7 +299,7 @@ class Catchup:
         meter.start()
         started = time.monotonic()
         self.pool.command("connect")
-        waited = self.pool.command("wait", {"expected": p.messages, "timeout": p.hard_seconds / 4})
+        waited = self.pool.command("wait", {"expected": p.messages, "timeout": p.catch_up_timeout})
         seconds = time.monotonic() - started
         meter.stop()
         totals = merge(self.pool.command("reset"))
