@@ -28,6 +28,7 @@ from storage.ids import new_id
 from storage.models import Device, DeviceKind
 
 Doc = dict[str, Any]
+SPEND_TRIES = 3
 
 
 class Redemption(StrEnum):
@@ -137,6 +138,18 @@ class EnrolmentRepository:
             "identity_key": identity_key,
             "created_at": now,
         }
+        for _ in range(SPEND_TRIES):
+            if await self._spend(lookup, device_doc, now):
+                return Redemption.OK, _device(device_doc)
+            # The transaction did not see an unused code. Under load its snapshot
+            # can trail the latest writes: look again outside it before deciding.
+            again = await self._codes.find_one({"_id": lookup})
+            if again is None or again.get("used_at") is not None or again.get("locked"):
+                return Redemption.USED, None
+        return Redemption.USED, None
+
+    async def _spend(self, lookup: str, device_doc: Doc, now: datetime) -> bool:
+        """Mark the code used and create the device, in one transaction."""
         async with self._client.start_session() as session:
             async with await session.start_transaction():
                 spent = await self._codes.update_one(
@@ -145,12 +158,12 @@ class EnrolmentRepository:
                     session=session,
                 )
                 if spent.modified_count != 1:
-                    return Redemption.USED, None
+                    return False
                 try:
                     await self._devices.insert_one(device_doc, session=session)
                 except DuplicateKeyError:
                     raise DuplicateKey("identity_key") from None
-        return Redemption.OK, _device(device_doc)
+        return True
 
     async def device(self, device_id: str) -> Device | None:
         doc = await self._devices.find_one({"_id": device_id})
