@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.support.servers import RunningServer
 from tests.web.node import WEB, require_browser
@@ -24,6 +25,7 @@ from tests.web.node import WEB, require_browser
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
+@pytest.mark.timeout(300)  # two browsers, Argon2id twice: slow on a loaded machine
 async def test_teacher_and_parent_talk_in_two_browsers(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
@@ -65,7 +67,7 @@ async def test_teacher_and_parent_talk_in_two_browsers(
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 150)
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 280)
     lines = stdout.decode().strip().splitlines()
     assert lines, stderr.decode()
     result = json.loads(lines[-1])

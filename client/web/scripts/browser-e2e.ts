@@ -25,7 +25,7 @@ import { type Browser, type Page, chromium } from 'playwright-core';
 const require = createRequire(import.meta.url);
 // Evaluated through the DevTools protocol: the app's CSP (rightly) refuses injected scripts.
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const TIMEOUT = 20_000;
+const TIMEOUT = 60_000; // generous: Argon2id in the browser is slow on a loaded 2-core machine
 
 const { values } = parseArgs({
   options: {
