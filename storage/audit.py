@@ -35,8 +35,10 @@ anchor, from which :meth:`AuditLog.verify` starts.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -117,6 +119,9 @@ class AuditLog:
         self._entries = db["audit_log"]
         self._heads = db["audit_heads"]
         self._subjects = db["audit_subjects"]
+        self._append = asyncio.Lock()
+        """One writer at a time in this process; other nodes are handled by the
+        seq race below (the chain's head moves on and the writer retries)."""
 
     async def create_indexes(self) -> None:
         await self._entries.create_index([("at", ASCENDING)], name="at")
@@ -183,7 +188,21 @@ class AuditLog:
             target = await self._pseudonymise(target)
             details = await self._pseudonymise(details or {})
         at = now.replace(microsecond=now.microsecond // 1000 * 1000)
-        for _ in range(MAX_WRITE_ATTEMPTS):
+        async with self._append:
+            return await self._append_entry(at, actor, action, target, school, details)
+
+    async def _append_entry(
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        target: str | None,
+        school: str | None,
+        details: dict[str, Any] | None,
+    ) -> Doc:
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311 - jitter
             head = await self._heads.find_one({"_id": CHAIN}) or {"seq": 0, "hash": GENESIS}
             entry: Doc = {
                 "seq": head["seq"] + 1,
