@@ -25,6 +25,7 @@ from server.directory_csv import parse_directory_csv
 from server.dpo_audit import audit, audit_import
 from server.errors import ApiError, read_model
 from server.membership import sync_class_channels
+from server.moderation_gate import GATE
 from server.services import SERVICES
 from server.state import CLOCK, SETTINGS, STORE
 from storage.directory import ImportSummary, NumberedRecord
@@ -79,6 +80,7 @@ async def import_csv(request: web.Request) -> web.Response:
         )
     except ImportRejected as exc:
         raise _rejected(exc) from None
+    request.app[GATE].cache.forget_people()  # the directory changed
     await audit_import(request, grant, summary)
     return _summary(summary)
 
@@ -96,6 +98,7 @@ async def import_people(request: web.Request) -> web.Response:
         raise _rejected(exc) from None
     classes = await store.conversations.class_ids_of_schools(summary.uais)
     await sync_class_channels(store, request.app[SERVICES].sequencer.submit, now, classes)
+    request.app[GATE].cache.forget_people()  # the directory changed
     await audit_import(request, grant, summary)
     return _summary(summary)
 
@@ -130,6 +133,7 @@ async def delete_person(request: web.Request) -> web.Response:
     await remove_person(
         store, person.id, request.app[CLOCK].now(), request.app[SERVICES].sequencer.submit
     )
+    request.app[GATE].cache.forget_people()
     await audit(request, grant, "person.delete", person.id, person.uai)
     return web.Response(status=204)
 

@@ -131,6 +131,7 @@ async def put_policy(request: web.Request) -> web.Response:
         raise ApiError(ErrorCode.INVALID_REQUEST, str(exc), fields=fields) from None
     try:
         await store.moderation.policies.add(uai, new.version, new.to_json(), actor, now)
+        gate.policies.forget(uai)
     except DuplicateKey:
         raise ApiError(ErrorCode.CONFLICT, "another revision was saved first; reload") from None
     await store.audit.record(actor, "policy.revise", None, uai, {"version": new.version}, now)
@@ -162,12 +163,14 @@ async def block(request: web.Request) -> web.Response:
     if not decision:
         raise refusal(decision)
     await request.app[STORE].moderation.blocks.add(person.id, target.id, request.app[CLOCK].now())
+    request.app[GATE].cache.forget_blockers(target.id)
     return web.Response(status=204)
 
 
 async def unblock(request: web.Request) -> web.Response:
     person = await me(request)
     await request.app[STORE].moderation.blocks.remove(person.id, request.match_info["person_id"])
+    request.app[GATE].cache.forget_blockers(request.match_info["person_id"])
     return web.Response(status=204)
 
 

@@ -22,6 +22,7 @@ a control changes anywhere.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -57,6 +58,7 @@ from storage import conversations as stored
 from storage.database import Store
 from storage.messages import NewMessage
 from storage.models import Person, Role, School
+from storage.moderation import PolicyRevision
 
 if TYPE_CHECKING:  # the controls module imports this one
     from server.moderation_incidents import IncidentControls
@@ -165,22 +167,68 @@ class SendVerdict:
         )
 
 
+class NodeCache:
+    """What every send reads, kept a few seconds per node (docs/performance.md).
+
+    People, schools, policy revisions and blockers change rarely; reading them
+    from the database on every send was most of a send's cost. Entries live
+    :data:`CACHE_SECONDS`; a change made through this node (policy revision,
+    block, directory import) forgets the entry at once, other nodes see it
+    within that time.
+    """
+
+    def __init__(self) -> None:
+        self.people: dict[str, tuple[float, Person]] = {}
+        self.schools: dict[str, tuple[float, School | None]] = {}
+        self.blockers: dict[str, tuple[float, frozenset[str]]] = {}
+
+    @staticmethod
+    def fresh(entry: tuple[float, Any] | None) -> bool:
+        return entry is not None and time.monotonic() - entry[0] < CACHE_SECONDS
+
+    def forget_people(self) -> None:
+        self.people.clear()
+
+    def forget_blockers(self, blocked: str) -> None:
+        self.blockers.pop(blocked, None)
+
+    def bound(self) -> None:
+        for table in (self.people, self.schools, self.blockers):
+            if len(table) > CACHE_ENTRIES:
+                table.clear()
+
+
+CACHE_SECONDS = 3.0
+CACHE_ENTRIES = 100_000
+
+
 class Lookup:
     """Directory reads for one action, each done once (schools, policies, people)."""
 
-    def __init__(self, store: Store, policies: PolicyCache) -> None:
+    def __init__(
+        self, store: Store, policies: PolicyCache, shared: NodeCache | None = None
+    ) -> None:
         self._store = store
         self._policies = policies
+        self._shared = shared or NodeCache()
         self.people: dict[str, Person] = {}
         self._schools: dict[str, School] = {}
 
     async def load(self, person_ids: Iterable[str]) -> dict[str, Person]:
         """The people with these ids that exist (from cache or one query)."""
         ids = list(dict.fromkeys(person_ids))
+        shared = self._shared
+        for i in ids:
+            entry = shared.people.get(i)
+            if i not in self.people and entry is not None and shared.fresh(entry):
+                self.people[i] = entry[1]
         missing = [i for i in ids if i not in self.people]
         if missing:
+            now = time.monotonic()
             for person in await self._store.directory.people(missing):
                 self.people[person.id] = person
+                shared.people[person.id] = (now, person)
+            shared.bound()
         return {i: self.people[i] for i in ids if i in self.people}
 
     async def view(self, involved: Iterable[Person]) -> DirectoryView:
@@ -192,7 +240,12 @@ class Lookup:
         await self.load(children)
         uais = {p.uai for p in self.people.values()}
         for uai in uais - set(self._schools):
-            school = await self._store.directory.school(uai)
+            entry = self._shared.schools.get(uai)
+            if entry is not None and self._shared.fresh(entry):
+                school = entry[1]
+            else:
+                school = await self._store.directory.school(uai)
+                self._shared.schools[uai] = (time.monotonic(), school)
             self._schools[uai] = school or School(uai=uai, name=uai)
         policies = {uai: await self._policies.get(uai) for uai in uais}
         return DirectoryView(schools=dict(self._schools), policies=policies, people=self.people)
@@ -204,6 +257,11 @@ class PolicyCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._parsed: dict[tuple[str, int], ContactPolicy] = {}
+        self._revisions: dict[str, tuple[float, PolicyRevision | None]] = {}
+
+    def forget(self, uai: str) -> None:
+        """A revision was stored through this node: read it on the next action."""
+        self._revisions.pop(uai, None)
 
     async def get(self, uai: str) -> ContactPolicy:
         """The school's current policy (defaults when it has none).
@@ -211,7 +269,12 @@ class PolicyCache:
         Raises:
             PolicyError: a stored revision no longer parses (never stored so).
         """
-        revision = await self._store.moderation.policies.current(uai)
+        entry = self._revisions.get(uai)
+        if entry is not None and time.monotonic() - entry[0] < CACHE_SECONDS:
+            revision = entry[1]
+        else:
+            revision = await self._store.moderation.policies.current(uai)
+            self._revisions[uai] = (time.monotonic(), revision)
         if revision is None:
             return ContactPolicy()
         key = (uai, revision.version)
@@ -251,12 +314,23 @@ class ModerationGate:
         self.clock = clock
         self.metrics = metrics
         self.policies = PolicyCache(store)
+        self.cache = NodeCache()
         self.incidents = IncidentState()
         self.limiter = RateLimiter(DirectoryView(schools={}))
 
     def lookup(self) -> Lookup:
         """A fresh per-action cache of directory reads."""
-        return Lookup(self.store, self.policies)
+        return Lookup(self.store, self.policies, self.cache)
+
+    async def _blockers(self, sender_id: str, among: list[str]) -> list[str]:
+        """Who among ``among`` blocked the sender (cached per node, see NodeCache)."""
+        entry = self.cache.blockers.get(sender_id)
+        if entry is not None and self.cache.fresh(entry):
+            return [b for b in among if b in entry[1]]
+        everyone = await self.store.moderation.blocks.blockers_of(sender_id)
+        self.cache.blockers[sender_id] = (time.monotonic(), frozenset(everyone))
+        self.cache.bound()
+        return [b for b in among if b in everyone]
 
     def _count(self, action: str, decision: Decision) -> Decision:
         if decision.reason is not None:
@@ -338,7 +412,7 @@ class ModerationGate:
                 ErrorCode.NOT_ALLOWED, Reason.NOT_A_MEMBER, MESSAGES[Reason.NOT_A_MEMBER]
             )
         view = await lookup.view(people.values())
-        blockers = await self.store.moderation.blocks.blocking(sender_id, list(people))
+        blockers = await self._blockers(sender_id, list(people))
         blocks = Blocks(frozenset((b, sender_id) for b in blockers))
         state = as_moderated(conversation, people)
         incidents = self.incidents.expired_removed(now)

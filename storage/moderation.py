@@ -117,6 +117,11 @@ class BlockRepository:
         cursor = self._c.find({"blocker": blocker}, {"blocked": 1}).limit(MAX_LISTED)
         return [doc["blocked"] async for doc in cursor]
 
+    async def blockers_of(self, blocked: str) -> list[str]:
+        """Everyone who blocked ``blocked``."""
+        cursor = self._c.find({"blocked": blocked}, {"blocker": 1})
+        return [doc["blocker"] async for doc in cursor]
+
     async def blocking(self, blocked: str, among: Sequence[str]) -> list[str]:
         """Which of ``among`` blocked ``blocked``."""
         cursor = self._c.find({"blocked": blocked, "blocker": {"$in": list(among)}}, {"blocker": 1})
