@@ -39,7 +39,7 @@ from server.metrics import Metrics
 from storage.database import Store
 from storage.errors import DriverError, StorageError
 from storage.ids import new_id
-from storage.retention import Counts, RetentionPolicy
+from storage.retention import Counts, RetentionPolicy, school_year_end
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +101,7 @@ class RetentionScheduler:
             "reports": self._reports,
             "audit_log": self._audit_log,
             "dpo_requests": self._dpo_requests,
+            "class_channels": self._class_channels,
         }
 
     # -- the jobs -----------------------------------------------------------------------
@@ -122,6 +123,12 @@ class RetentionScheduler:
                     continue
             counts[doc["uai"]] = counts.get(doc["uai"], 0) + 1
         return counts
+
+    async def _class_channels(self, now: datetime, dry_run: bool, school: str | None) -> Counts:
+        """The end of a school year (1 September) archives its class channels;
+        their metadata then follows ``conversation_metadata``."""
+        cutoff = school_year_end(now, timedelta(0))
+        return await self.store.conversations.archive_classes_before(cutoff, now, dry_run, school)
 
     async def _undelivered(self, now: datetime, dry_run: bool, school: str | None) -> Counts:
         return await self.store.retention.undelivered(now, dry_run, school)

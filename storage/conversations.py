@@ -142,6 +142,30 @@ class ConversationRepository:
         cursor = self._conversations.find({"class_id": class_id, "archived_at": None})
         return [_conversation(doc) async for doc in cursor]
 
+    async def archive_classes_before(
+        self, cutoff: datetime, now: datetime, dry_run: bool, school: str | None
+    ) -> dict[str, int]:
+        """Archive the class channels created before ``cutoff`` (a school year's end).
+
+        Returns:
+            School (UAI) → number of channels archived (or that would be).
+        """
+        query: Doc = {
+            "kind": ConversationKind.CLASS.value,
+            "archived_at": None,
+            "created_at": {"$lt": cutoff},
+        }
+        if school is not None:
+            query["uai"] = school
+        counts: dict[str, int] = {}
+        async for doc in self._conversations.find(query, {"uai": 1}):
+            counts[doc["uai"]] = counts.get(doc["uai"], 0) + 1
+            if not dry_run:
+                await self._conversations.update_one(
+                    {"_id": doc["_id"], "archived_at": None}, {"$set": {"archived_at": now}}
+                )
+        return counts
+
     async def class_ids_of_schools(self, uais: Sequence[str]) -> list[str]:
         """Classes of these schools that have a live class channel."""
         cursor = self._conversations.find(

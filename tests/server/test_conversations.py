@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 
 from crypto.encoding import b64url_decode
 from protocol import acknowledgement_message
+from server.services import SERVICES
 from tests.support.devices import WireDevice, b64, receive, receive_type, send_envelopes
 from tests.support.policy import relax_rate_limits
 from tests.support.servers import RunningServer, running_server
@@ -293,3 +295,28 @@ async def test_a_backlog_beyond_the_bound_is_cut_with_an_expired_signal(
         assert seqs == list(range(17, 27))
         for ws in (ws_t, ws_p):
             await ws.close()
+
+
+async def test_the_end_of_the_school_year_archives_class_channels(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    from server.state import RETENTION
+
+    ((teacher, ws),) = await online(http, server, "T001")
+    director = server.person("D001")["person_id"]
+    channel = await teacher.conversation(
+        http, server.url, "class", [director], class_id="9999999D/5e B", title="5e B"
+    )
+    scheduler = server.app[RETENTION]
+    # Still in the school year that started on 1 September 2026: nothing happens.
+    ran = await scheduler.run_once(server.clock.now() + timedelta(days=300))
+    assert ran.get("class_channels", {}) == {}
+    # On 2 September 2027 the 2026-2027 channel is archived; it takes no more messages.
+    ran = await scheduler.run_once(datetime(2027, 9, 2, 3, 0, tzinfo=UTC))
+    assert ran["class_channels"] == {"9999999D": 1}
+    stored = await server.store.conversations.get(channel["id"])
+    assert stored is not None and stored.archived_at is not None
+    server.app[SERVICES].lookups.forget_conversation(channel["id"])
+    await send_envelopes(ws, channel["id"], "late", {teacher.device_id: b"x"})
+    assert (await receive_type(ws, "error"))["code"] == "unknown_conversation"
+    await ws.close()
