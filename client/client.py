@@ -757,12 +757,7 @@ class Client:
         Raises:
             ConnectionFailed: the client gave up reconnecting or was superseded.
         """
-        while True:
-            message = await self._inbox.get()
-            if message is None:
-                if self._fatal is not None:
-                    raise self._fatal
-                return
+        async for message in self._drain(self._inbox):
             yield message
 
     async def events(self) -> AsyncIterator[Event]:
@@ -776,13 +771,19 @@ class Client:
         Raises:
             ConnectionFailed: the client gave up reconnecting or was superseded.
         """
+        async for event in self._drain(self._events):
+            yield event
+
+    async def _drain(self, queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+        """Items of ``queue`` until the ``None`` that closing puts there; then the
+        fatal error, if the client stopped on one."""
         while True:
-            event = await self._events.get()
-            if event is None:
+            item = await queue.get()
+            if item is None:
                 if self._fatal is not None:
                     raise self._fatal
                 return
-            yield event
+            yield item
 
     @property
     def queued(self) -> int:

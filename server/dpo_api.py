@@ -25,7 +25,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from protocol import ErrorCode
-from server.auth import require_school, require_token
+from server.auth import operator_person, require_school, require_token
 from server.dpo_audit import actor_of, audit
 from server.dpo_erasure import ErasureBlocked, erase_person
 from server.dpo_export import plain, stream_export
@@ -375,12 +375,8 @@ async def audit_verify(request: web.Request) -> web.Response:
 
 
 async def person_left(request: web.Request) -> web.Response:
-    grant = await require_token(request, OPERATOR)
+    grant, person = await operator_person(request)
     store = request.app[STORE]
-    person = await store.directory.person(request.match_info["person_id"])
-    if person is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "no such person")
-    require_school(grant, person.uai)
     now: datetime = request.app[CLOCK].now()
     await store.retention.mark_left(person.id, now)
     await audit(request, grant, "person.leave", person.id, person.uai)

@@ -12,9 +12,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,7 +26,7 @@ from client.client import Client
 from client.http import HttpApi
 from client.messages import Message
 from crypto.encoding import b64url_encode
-from tests.support.servers import STARTED
+from tests.support.servers import start_server_process
 
 SANDBOX = {"uai": "0000000S", "name": "Carnet smoke test", "timezone": "Europe/Paris"}
 
@@ -49,33 +46,7 @@ def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
 
 def serve(data_dir: Path, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
     """``carnet serve`` on a fixed port (the clients keep their URL across restarts)."""
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / f"serve-{time.monotonic_ns()}.log", "wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server.cli",
-                "serve",
-                "--port",
-                str(port),
-                "--data-dir",
-                str(data_dir),
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **env},
-        )
-    STARTED.append(process)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "carnet serve exited early"
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):  # noqa: S310
-                return process
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.1)
-    raise AssertionError("carnet serve did not become ready")
+    return start_server_process(data_dir, env=env, port=port).process
 
 
 @pytest.fixture

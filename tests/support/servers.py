@@ -117,11 +117,20 @@ def stop_leftovers() -> None:
 
 
 def start_server_process(
-    data_dir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60
+    data_dir: Path,
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout: float = 60,
+    port: int | None = None,
 ) -> ServerProcess:
-    """Start ``carnet serve`` and wait until ``/readyz`` answers 200."""
-    port = unused_port()
-    log = data_dir / f"serve-{port}.log"
+    """Start ``carnet serve`` and wait until ``/readyz`` answers 200.
+
+    Args:
+        port: a fixed port (clients that keep their URL across a restart); a free
+            one by default.
+    """
+    port = port or unused_port()
+    log = data_dir / f"serve-{port}-{time.monotonic_ns()}.log"
     data_dir.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         process = subprocess.Popen(
