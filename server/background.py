@@ -20,6 +20,7 @@ from server.fanout import Fanout
 from server.lookups import Lookups
 from server.moderation_gate import GATE
 from server.receipts import Receipts
+from server.recent_senders import RecentSenders
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
@@ -71,11 +72,14 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics = app[SETTINGS], app[STORE], app[METRICS]
     node = new_id("n", 6)
     lookups = Lookups(store)
-    fanout = Fanout(app[HUB], metrics, lookups)
+    recent = RecentSenders()
+    fanout = Fanout(app[HUB], metrics, lookups, recent)
     sequencer = Sequencer(
         store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
     )
-    receipts = Receipts(store, app[HUB], app[CLOCK], node, lookups)
+    receipts = Receipts(
+        store, app[HUB], app[CLOCK], node, lookups, recent, settings.ack_flush_seconds
+    )
     services = Services(
         settings=settings,
         store=store,
@@ -96,7 +100,8 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     async def serve() -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(sequencer.run())
-            group.create_task(fanout.follow(store, node, stop, receipts))
+            group.create_task(receipts.run(stop))
+            group.create_task(fanout.follow(store, node, stop, receipts, sequencer.observe))
             group.create_task(_purge_loop(store, services, stop))
 
     task = asyncio.create_task(serve(), name=f"carnet-services-{node}")

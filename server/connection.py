@@ -289,6 +289,8 @@ class DeviceConnection:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
         heads = await self.store.conversations.heads(self.device.person_id)
         cursors = await self.store.cursors.of_device(self.device_id)
+        for conversation, seq in self.s.receipts.acked(self.device_id).items():
+            cursors[conversation] = max(seq, cursors.get(conversation, 0))
         page = self.settings.catch_up_page
         for conversation, head in heads.items():
             acked = cursors.get(conversation, 0)
@@ -379,12 +381,12 @@ class DeviceConnection:
             if isinstance(frame, SendFrame):
                 await self._on_send(frame)
             elif isinstance(frame, AckFrame):
-                await self._on_ack(frame)
+                self._on_ack(frame)
             elif isinstance(frame, SyncFrame):
                 await self._on_sync(frame)
             elif isinstance(frame, ReadFrame):
-                await self.s.receipts.record(
-                    self.person_id, {frame.conversation: frame.seq}, "read"
+                self.s.receipts.record(
+                    self.device_id, self.person_id, {frame.conversation: frame.seq}, "read"
                 )
             else:
                 await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "already authenticated"))
@@ -496,13 +498,12 @@ class DeviceConnection:
             stamp=stamp,
         )
 
-    async def _on_ack(self, frame: AckFrame) -> None:
+    def _on_ack(self, frame: AckFrame) -> None:
         highest: dict[str, int] = defaultdict(int)
         for envelope in frame.envelope_ids:
             conversation, _, seq = envelope.rpartition(":")
             highest[conversation] = max(highest[conversation], int(seq))
-        await self.store.cursors.advance(self.device_id, highest, self.s.clock.now())
-        await self.s.receipts.record(self.person_id, highest, "delivered")
+        self.s.receipts.acknowledge(self.device_id, self.person_id, highest)
 
     async def _on_sync(self, frame: SyncFrame) -> None:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pymongo.errors import PyMongoError
@@ -25,6 +25,7 @@ from server.hub import Hub
 from server.lookups import Lookups
 from server.metrics import Metrics
 from server.receipts import Receipts
+from server.recent_senders import RecentSenders
 from storage.database import Store
 from storage.messages import StoredMessage, view_for
 
@@ -65,16 +66,19 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
 
 
 class Fanout:
-    def __init__(self, hub: Hub, metrics: Metrics, lookups: Lookups) -> None:
+    def __init__(self, hub: Hub, metrics: Metrics, lookups: Lookups, recent: RecentSenders) -> None:
         self._hub = hub
         self._metrics = metrics
         self._lookups = lookups
+        self._recent = recent
 
     def deliver(self, docs: Sequence[Doc], path: str = "local") -> None:
         """Offer each stored document to its recipient devices connected here."""
         for doc in docs:
             if "event" in doc:  # membership changed: what this node cached is stale
                 self._lookups.forget_conversation(doc["conversation"])
+            else:
+                self._recent.saw(doc["conversation"], doc["seq"], doc["sender_person"])
             for device_id in doc.get("recipients", ()):
                 connection = self._hub.get(device_id)
                 if connection is None:
@@ -87,7 +91,12 @@ class Fanout:
                 self._metrics.deliveries.labels(path).inc()
 
     async def follow(
-        self, store: Store, node: str, stop: asyncio.Event, receipts: Receipts | None = None
+        self,
+        store: Store,
+        node: str,
+        stop: asyncio.Event,
+        receipts: Receipts | None = None,
+        observe: Callable[[str, int], None] | None = None,
     ) -> None:
         """Deliver what other nodes store (messages, receipts) until ``stop`` is set.
 
@@ -126,9 +135,11 @@ class Fanout:
                             continue
                         if change["ns"]["coll"] == "messages":
                             if change["operationType"] == "insert":
+                                if observe is not None:
+                                    observe(doc["conversation"], doc["seq"])
                                 self.deliver([doc], path="stream")
                         elif receipts is not None and "kind" in doc:
-                            await self._remote_receipt(store, receipts, doc)
+                            await self._remote_receipt(receipts, doc)
             except PyMongoError as exc:
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
@@ -140,10 +151,7 @@ class Fanout:
                 except TimeoutError:
                     continue
 
-    async def _remote_receipt(self, store: Store, receipts: Receipts, doc: Doc) -> None:
-        conversation = await store.conversations.get(doc["conversation"])
+    async def _remote_receipt(self, receipts: Receipts, doc: Doc) -> None:
+        conversation = await self._lookups.conversation(doc["conversation"])
         if conversation is not None:
-            receipts.tell(
-                list(conversation.members), conversation.id, doc["person_id"], doc["kind"],
-                int(doc["seq"]), doc["at"],
-            )  # fmt: skip
+            receipts.tell(conversation, doc["person_id"], doc["kind"], int(doc["seq"]), doc["at"])

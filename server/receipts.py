@@ -1,42 +1,164 @@
-"""Delivered and read receipts, within what each school allows.
+"""Delivery cursors and receipts, written in batches, within what each school allows.
 
-A device's acknowledgements say its person has *received* a conversation up
-to a seq; a ``read`` frame says they have *read* it. Each is stored as one
-forward-only document per person, conversation and kind, and told to the
-members' devices as a ``receipt`` frame: on this node directly, on the other
-nodes through the change stream (``server.fanout``). A school that turns a
-kind off (``SchoolSettings``) gets nothing stored and nothing sent for it:
-the setting bounds what is revealed, not just what is shown.
+A device's acknowledgements move its cursor (what it has received, per
+conversation) and say that its person has *received* the conversation up to
+a seq; a ``read`` frame says they have *read* it. Acknowledgements are
+cumulative, so only the highest seq per device and conversation matters:
+this node keeps them in memory and writes them every ``ack_flush_seconds``
+— one ``bulk_write`` of cursors and one of receipts for all its devices —
+instead of two writes per acknowledgement (docs/performance.md). Delivery
+stays at least once: a node that dies loses at most that interval of
+cursors, and the devices are sent those messages again. A device that
+reconnects to the same node resumes from the cursors not yet written.
+
+Receipts are told as ``receipt`` frames to the people they concern: the
+senders of the messages they cover (``server.recent_senders``) and the
+person's own other devices — in a direct conversation, both members. Other
+nodes tell theirs through the change stream on ``receipts``
+(``server.fanout``). The full list stays readable with
+``GET /v1/conversations/{id}/receipts``. A school that turns a kind off
+(``SchoolSettings``) gets nothing stored and nothing sent for it: the
+setting bounds what is revealed, not just what is shown.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
+from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Any, Literal
+from datetime import datetime
+from typing import Literal
 
 from protocol import ReceiptFrame, dump_frame
 from server.clock import Clock
 from server.hub import Hub
 from server.lookups import Lookups
+from server.recent_senders import RecentSenders
+from storage.conversations import Conversation, ConversationKind
 from storage.database import Store
+from storage.errors import DatabaseUnavailable, DriverError
 from storage.models import SchoolSettings
+from storage.receipts import ReceiptUpdate
+
+log = logging.getLogger(__name__)
 
 Kind = Literal["delivered", "read"]
 SETTINGS_TTL_SECONDS = 30.0
-Doc = dict[str, Any]
+TOLD_ENTRIES = 200_000
+"""(conversation, person, kind) whose last told seq a node remembers."""
 
 
 class Receipts:
-    """Stores receipts and tells members; caches school settings briefly."""
+    """Buffers this node's acknowledgements; writes and tells them in batches."""
 
-    def __init__(self, store: Store, hub: Hub, clock: Clock, node: str, lookups: Lookups) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        clock: Clock,
+        node: str,
+        lookups: Lookups,
+        recent: RecentSenders,
+        interval: float,
+    ) -> None:
         self._store = store
         self._lookups = lookups
         self._hub = hub
         self._clock = clock
         self._node = node
+        self._recent = recent
+        self._interval = interval
         self._settings: dict[str, tuple[float, SchoolSettings]] = {}
+        self._cursors: dict[str, dict[str, int]] = {}
+        self._pending: dict[tuple[str, str, Kind], tuple[int, str]] = {}
+        self._told: OrderedDict[tuple[str, str, str], int] = OrderedDict()
+
+    # --- from this node's devices (no I/O) -----------------------------------
+
+    def acknowledge(self, device_id: str, person_id: str, highest: Mapping[str, int]) -> None:
+        """``device_id`` received these conversations up to a seq (cumulative)."""
+        cursors = self._cursors.setdefault(device_id, {})
+        for conversation, seq in highest.items():
+            if seq > cursors.get(conversation, 0):
+                cursors[conversation] = seq
+        self.record(device_id, person_id, highest, "delivered")
+
+    def record(
+        self, device_id: str, person_id: str, highest: Mapping[str, int], kind: Kind
+    ) -> None:
+        """``person_id`` received or read (said ``device_id``) conversations up to a seq."""
+        for conversation, seq in highest.items():
+            key = (conversation, person_id, kind)
+            if seq > self._pending.get(key, (0, ""))[0]:
+                self._pending[key] = (seq, device_id)
+
+    def acked(self, device_id: str) -> dict[str, int]:
+        """Cursors of ``device_id`` acknowledged here but not written yet."""
+        return dict(self._cursors.get(device_id, {}))
+
+    # --- writing --------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Write every ``interval`` until ``stop``, then once more (shutdown)."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self._interval)
+            await self.flush()
+
+    async def flush(self) -> None:
+        """Write the buffered cursors and receipts; what fails is kept for the next time.
+
+        Only for devices that still exist: a device removed (or a person
+        erased, RGPD art. 17) since it acknowledged leaves nothing behind.
+        """
+        cursors, self._cursors = self._cursors, {}
+        pending, self._pending = self._pending, {}
+        if not cursors and not pending:
+            return
+        now = self._clock.now()
+        try:
+            devices = {*cursors, *(device for _, device in pending.values())}
+            live = await self._store.enrolment.existing_devices(sorted(devices))
+            await self._store.cursors.advance_many(
+                {d: acks for d, acks in cursors.items() if d in live}, now
+            )
+            allowed = await self._allowed(
+                {key: seq for key, (seq, device) in pending.items() if device in live}
+            )
+            await self._store.receipts.advance_many([u for u, _ in allowed], now, self._node)
+        except (DatabaseUnavailable, DriverError) as exc:
+            log.warning("cursors and receipts not written (%s); retried", type(exc).__name__)
+            for device_id, acks in cursors.items():
+                mine = self._cursors.setdefault(device_id, {})
+                for conversation_id, seq in acks.items():
+                    mine[conversation_id] = max(seq, mine.get(conversation_id, 0))
+            for key, (seq, device_id) in pending.items():
+                if seq > self._pending.get(key, (0, ""))[0]:
+                    self._pending[key] = (seq, device_id)
+            return
+        for update, conversation in allowed:
+            self.tell(conversation, update.person_id, update.kind, update.seq, now)
+
+    async def _allowed(
+        self, pending: Mapping[tuple[str, str, Kind], int]
+    ) -> list[tuple[ReceiptUpdate, Conversation]]:
+        """The receipts a member may give (seq not beyond the head) and the school allows."""
+        allowed = []
+        for (conversation_id, person_id, kind), seq in pending.items():
+            conversation = await self._lookups.conversation(conversation_id)
+            if conversation is None or person_id not in conversation.members:
+                continue
+            if seq > max(conversation.seq, self._recent.latest(conversation_id)):
+                conversation = await self._store.conversations.get(conversation_id)
+                if conversation is None or seq > conversation.seq:
+                    continue  # beyond anything stored: a confused or lying device
+            settings = await self.settings(conversation.uai)
+            if settings.delivered_receipts if kind == "delivered" else settings.read_receipts:
+                allowed.append((ReceiptUpdate(conversation_id, person_id, kind, seq), conversation))
+        return allowed
 
     async def settings(self, uai: str) -> SchoolSettings:
         cached = self._settings.get(uai)
@@ -49,38 +171,32 @@ class Receipts:
     def forget_settings(self, uai: str) -> None:
         self._settings.pop(uai, None)
 
-    async def record(self, person_id: str, highest: Mapping[str, int], kind: Kind) -> None:
-        """Record that ``person_id`` has received or read conversations up to a seq."""
-        now = self._clock.now()
-        for conversation_id, seq in highest.items():
-            conversation = await self._lookups.conversation(conversation_id)
-            if conversation is None or person_id not in conversation.members:
-                continue
-            if seq > conversation.seq:  # the cached head may be behind: ask the database
-                conversation = await self._store.conversations.get(conversation_id)
-                if conversation is None or seq > conversation.seq:
-                    continue
-            settings = await self.settings(conversation.uai)
-            allowed = settings.delivered_receipts if kind == "delivered" else settings.read_receipts
-            if not allowed:
-                continue
-            moved = await self._store.receipts.advance(
-                conversation_id, person_id, kind, seq, now, self._node
-            )
-            if moved:
-                self.tell(list(conversation.members), conversation_id, person_id, kind, seq, now)
+    # --- telling --------------------------------------------------------------
 
     def tell(
-        self, members: list[str], conversation: str, person_id: str, kind: str, seq: int, at: Any
+        self, conversation: Conversation, person_id: str, kind: str, seq: int, at: datetime
     ) -> None:
-        """Send a ``receipt`` frame to the members' devices connected here."""
+        """Send a ``receipt`` frame to the devices here of the people it concerns."""
+        key = (conversation.id, person_id, kind)
+        before = self._told.get(key, 0)
+        if seq <= before:
+            return  # told already (by this node, or seen again through the stream)
+        self._told[key] = seq
+        self._told.move_to_end(key)
+        if len(self._told) > TOLD_ENTRIES:
+            self._told.popitem(last=False)
+        if conversation.kind == ConversationKind.DIRECT:
+            people = set(conversation.members)
+        else:
+            people = self._recent.senders(conversation.id, before, seq) | {person_id}
+            people &= set(conversation.members)
         frame = ReceiptFrame(
-            conversation=conversation,
+            conversation=conversation.id,
             seq=seq,
             person_id=person_id,
             kind=kind,
             ts=int(at.timestamp() * 1000),
         )
         text = dump_frame(frame)
-        for connection in self._hub.of_people(members):
+        for connection in self._hub.of_people(sorted(people)):
             connection.notify("receipt", text)

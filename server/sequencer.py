@@ -1,15 +1,26 @@
-"""Group commit per conversation: sequence numbers and durable writes.
+"""Group commit across conversations: sequence numbers and durable writes.
 
-Every message and event of a conversation goes through the sequencer of the
-node that received it. Sends to one conversation that arrive while a write is
-in flight are batched into the next one: one ``$inc`` reserves their
-sequence numbers, one ``insert_many`` (journaled, majority) stores them, so a
-busy class channel costs two round trips per batch, not per message. Within a
-node, batches of a conversation are written one after another, so commit
-order is seq order and local delivery (``on_stored``) sees messages in order.
+Every message and event goes through the sequencer of the node that received
+it. One writer per node takes every pending message, whatever its
+conversation, and writes them in one ``insert_many`` (journaled, majority):
+while a batch is being written the next one gathers, so N concurrent senders
+cost one round trip, not N (docs/performance.md, "Group commit").
 
-Structured concurrency: :meth:`run` owns a TaskGroup; each active
-conversation has one writer task in it, which ends when its queue is empty.
+Sequence numbers are given from memory. The node keeps, per conversation it
+writes to, the last seq it knows to be taken (loaded from the database on
+first use, raised by what other nodes write, seen through the change stream).
+The unique index ``(conversation, seq)`` of ``messages`` is the arbiter: a
+node whose knowledge was stale gets a duplicate-key error, reloads the head
+and renumbers what it had not written yet. Documents are written in order,
+grouped by conversation, and the write stops at the first error, so a
+sender's messages keep their order and a seq is only ever published once its
+message is stored. After each batch, one ``bulk_write`` raises each
+conversation's ``seq`` (``$max``) to the last stored one: that is the head a
+device catching up reads, and a conversation's counter never runs ahead of
+its messages (no seq is skipped, none reused after it was seen).
+
+Within a node, batches are written one after another, so commit order is seq
+order and local delivery (``on_stored``) sees each conversation in order.
 :meth:`run` returns only after every accepted write has finished (graceful
 shutdown: in-flight durable writes complete, then the store closes).
 """
@@ -19,18 +30,26 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from pymongo.errors import BulkWriteError
+
 from server.metrics import Metrics
 from storage.database import Store
-from storage.messages import NewMessage, WriteResult, message_document
+from storage.messages import DUPLICATE_KEY, NewMessage, WriteResult, message_document
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 256
+MAX_BATCH = 512
+"""Messages written in one round trip at most (bounded BSON size and latency)."""
+MAX_STALLED = 8
+"""Rounds in a row in which other writers took every seq of ours before the rest fails."""
+MAX_HEADS = 100_000
+"""Conversations whose head a node remembers (least recently written dropped)."""
 Doc = dict[str, Any]
 
 
@@ -38,20 +57,26 @@ class SequencerClosed(Exception):
     """The node is shutting down; the send was not accepted (retry elsewhere)."""
 
 
+class SeqConflict(Exception):
+    """Other writers kept taking this conversation's next seqs: not stored, retry."""
+
+
 @dataclass
 class _Pending:
     message: NewMessage
     done: asyncio.Future[WriteResult]
+    seq: int = 0
 
 
 class Sequencer:
-    """Assigns seqs and writes messages, batching per conversation.
+    """Assigns seqs and writes messages, batching every conversation together.
 
     Args:
         store: the repositories.
         node: this node's id, stored on each message (change streams skip our own).
         lifetime: undelivered lifetime (``expires_at = created_at + lifetime``).
-        on_stored: called with the stored documents of a batch, in seq order.
+        on_stored: called with the stored documents of a batch, each
+            conversation's in seq order.
         metrics: store latency and batch sizes.
     """
 
@@ -68,20 +93,33 @@ class Sequencer:
         self._lifetime = lifetime
         self._on_stored = on_stored
         self._metrics = metrics
-        self._queues: dict[str, list[_Pending]] = {}
-        self._group: asyncio.TaskGroup | None = None
+        self._pending: list[_Pending] = []
+        self._heads: OrderedDict[str, int] = OrderedDict()
+        self._lagging: dict[str, int] = {}
+        """Conversation → stored seq whose ``$max`` failed: retried with the next batch."""
+        self._wake = asyncio.Event()
+        self._accepting = False
         self._closing = asyncio.Event()
 
     async def run(self) -> None:
         """Serve writes until :meth:`close`, then finish the accepted ones."""
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            await self._closing.wait()
-        self._group = None
+        self._accepting = True
+        while True:
+            if not self._pending:
+                if self._closing.is_set():
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+            await self._write(batch)
 
     def close(self) -> None:
-        """Stop accepting writes; :meth:`run` returns once the queues are drained."""
+        """Stop accepting writes; :meth:`run` returns once the queue is drained."""
+        self._accepting = False
         self._closing.set()
+        self._wake.set()
 
     async def submit(self, message: NewMessage) -> WriteResult:
         """Store ``message`` durably with the next seq of its conversation.
@@ -89,63 +127,166 @@ class Sequencer:
         Raises:
             SequencerClosed: the node is shutting down.
             KeyError: the conversation does not exist.
+            SeqConflict: other nodes kept winning the next seqs (retry).
             DriverError / DatabaseUnavailable: the write failed; nothing was
-                acknowledged (the seq it was given stays unused).
+                acknowledged and no seq was published.
         """
         return await self.enqueue(message)
 
     def enqueue(self, message: NewMessage) -> asyncio.Future[WriteResult]:
-        """Queue ``message`` now (its place in its conversation is fixed by this
-        call) and return the future of its write; see :meth:`submit` for errors.
+        """Queue ``message`` now (its place among this node's writes to its
+        conversation is fixed by this call) and return the future of its write;
+        see :meth:`submit` for errors.
 
         Raises:
             SequencerClosed: the node is shutting down.
         """
-        if self._group is None or self._closing.is_set():
+        if not self._accepting:
             raise SequencerClosed
         done: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
-        queue = self._queues.get(message.conversation)
-        if queue is None:
-            self._queues[message.conversation] = [_Pending(message, done)]
-            self._group.create_task(self._writer(message.conversation))
-        else:
-            queue.append(_Pending(message, done))
+        self._pending.append(_Pending(message, done))
+        self._wake.set()
         return done
 
-    async def _writer(self, conversation: str) -> None:
-        queue = self._queues[conversation]
-        try:
-            while queue:
-                batch, queue[:] = queue[:MAX_BATCH], queue[MAX_BATCH:]
-                await self._write(conversation, batch)
-        finally:
-            del self._queues[conversation]
+    def head(self, conversation: str) -> int | None:
+        """The last seq this node knows to be stored or being stored, if known."""
+        return self._heads.get(conversation)
 
-    async def _write(self, conversation: str, batch: list[_Pending]) -> None:
+    def observe(self, conversation: str, seq: int) -> None:
+        """Another writer stored ``seq``: later seqs of ours start above it."""
+        known = self._heads.get(conversation)
+        if known is not None and seq > known:
+            self._heads[conversation] = seq
+
+    # --- one batch ------------------------------------------------------------
+
+    async def _write(self, batch: list[_Pending]) -> None:
         started = time.perf_counter()
         try:
-            now: datetime = batch[0].message.created_at
-            last = await self._store.conversations.reserve(conversation, len(batch), now)
-            first = last - len(batch) + 1
-            docs = [
-                message_document(
-                    p.message, first + i, self._node, p.message.created_at + self._lifetime
-                )
-                for i, p in enumerate(batch)
-            ]
-            results = await self._store.messages.insert_batch(docs)
+            await self._load_heads(batch)
         except Exception as exc:  # every waiter learns of the failure, none is lost
-            for p in batch:
-                if not p.done.done():
-                    p.done.set_exception(exc)
+            _fail(batch, exc)
+            return
+        # Grouped by conversation (stable: each conversation keeps its order).
+        todo = sorted((p for p in batch if not p.done.done()), key=lambda p: p.message.conversation)
+        for pending in todo:
+            pending.seq = self._take(pending.message.conversation)
+        written: list[tuple[_Pending, Doc]] = []
+        retried: list[tuple[_Pending, WriteResult]] = []
+        try:
+            stalled = 0  # rounds that stored nothing (another writer won the first seq)
+            while todo and stalled < MAX_STALLED:
+                before = len(written) + len(retried)
+                todo = await self._insert(todo, written, retried)
+                stalled = 0 if len(written) + len(retried) > before else stalled + 1
+            _fail(todo, SeqConflict("other writers kept taking the next seqs"))
+        except Exception as exc:
+            _fail(todo, exc)
+        answers = [(p, _result(doc)) for p, doc in written] + retried
+        if not answers:
+            return
+        try:  # published before anyone hears of it: a device catching up reads this head
+            await self._publish_heads(
+                [(p.message.conversation, result.seq) for p, result in answers],
+                max(p.message.created_at for p, _ in answers),
+            )
+        except Exception as exc:  # stored, not acknowledged: a retry (same id) publishes it
+            _fail([p for p, _ in answers], exc)
             return
         self._metrics.store_latency.observe(time.perf_counter() - started)
-        self._metrics.batch_size.observe(len(batch))
-        for p in batch:
-            if not p.done.done():
-                p.done.set_result(results[p.message.message_id])
-        fresh = [d for d in docs if results[d["_id"]].seq == d["seq"]]
+        self._metrics.batch_size.observe(len(written))
+        for pending, result in answers:
+            if not pending.done.done():
+                pending.done.set_result(result)
         try:
-            self._on_stored(fresh)
+            self._on_stored([doc for _, doc in written])
         except Exception:  # delivery must never undo a durable write
-            log.exception("local delivery failed for conversation %s", conversation)
+            log.exception("local delivery failed after a batch of %d", len(written))
+
+    async def _load_heads(self, batch: list[_Pending]) -> None:
+        """Know the head of every conversation in ``batch`` (one read for the unknown)."""
+        unknown = {p.message.conversation for p in batch} - self._heads.keys()
+        if not unknown:
+            return
+        found = await self._store.conversations.seqs(sorted(unknown))
+        for pending in batch:
+            if pending.message.conversation not in found:
+                pending.done.set_exception(KeyError(pending.message.conversation))
+        for conversation, seq in found.items():
+            self._remember(conversation, seq)
+
+    def _take(self, conversation: str) -> int:
+        seq = self._heads[conversation] + 1
+        self._remember(conversation, seq)
+        return seq
+
+    def _remember(self, conversation: str, seq: int) -> None:
+        self._heads[conversation] = seq
+        self._heads.move_to_end(conversation)
+        if len(self._heads) > MAX_HEADS:
+            self._heads.popitem(last=False)
+
+    async def _insert(
+        self,
+        todo: list[_Pending],
+        written: list[tuple[_Pending, Doc]],
+        retried: list[tuple[_Pending, WriteResult]],
+    ) -> list[_Pending]:
+        """Write ``todo`` in order; returns what is left to write (renumbered)."""
+        docs = [
+            message_document(p.message, p.seq, self._node, p.message.created_at + self._lifetime)
+            for p in todo
+        ]
+        try:
+            await self._store.messages.insert_ordered(docs)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if len(errors) != 1 or errors[0].get("code") != DUPLICATE_KEY:
+                raise
+            failed_at = int(errors[0]["index"])
+        else:
+            written.extend(zip(todo, docs, strict=True))
+            return []
+        written.extend(zip(todo[:failed_at], docs[:failed_at], strict=True))
+        failed, rest = todo[failed_at], todo[failed_at + 1 :]
+        conversation = failed.message.conversation
+        first = await self._store.messages.first_write(failed.message.message_id)
+        if first is not None:  # a retried send: answered with what was stored first
+            retried.append((failed, first))
+            base = failed.seq - 1  # its seq was never published: the next one takes it
+        else:  # another writer took this seq: start again above what is stored
+            base = await self._reload_head(conversation)
+            rest = [failed, *rest]
+        for pending in rest:
+            if pending.message.conversation == conversation:
+                base += 1
+                pending.seq = base
+        self._remember(conversation, base)
+        return rest
+
+    async def _reload_head(self, conversation: str) -> int:
+        stored = await self._store.messages.last_seq(conversation)
+        counters = await self._store.conversations.seqs([conversation])
+        return max(stored or 0, counters.get(conversation, 0))
+
+    async def _publish_heads(self, seqs: list[tuple[str, int]], now: datetime) -> None:
+        """Raise each conversation's counter to its last stored seq (``$max``).
+
+        What cannot be published now is kept and published with the next batch.
+        """
+        heads = dict(self._lagging)
+        for conversation, seq in seqs:
+            heads[conversation] = max(heads.get(conversation, 0), seq)
+        self._lagging = heads
+        await self._store.conversations.raise_seqs(heads, now)
+        self._lagging = {}
+
+
+def _result(doc: Doc) -> WriteResult:
+    return WriteResult(doc["seq"], doc["created_at"], doc.get("stamp"))
+
+
+def _fail(batch: list[_Pending], exc: BaseException) -> None:
+    for pending in batch:
+        if not pending.done.done():
+            pending.done.set_exception(exc)

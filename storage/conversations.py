@@ -4,21 +4,22 @@ Documents: ``conversations {_id: "c_...", kind, uai, title, members: [person
 ids], owners: [person ids], class_id, acknowledge, seq, created_by,
 created_at, updated_at, archived_at}``.
 
-``seq`` is the last sequence number handed out; :meth:`reserve` takes the
-next ``n`` atomically (one ``$inc``), so every message of a conversation has a
-distinct, increasing number and history order is the same for every member.
-A number whose write then fails is never reused (sequences may have gaps).
+``seq`` is the last published sequence number: the sequencer
+(``server.sequencer``) gives numbers from memory, the unique index
+``(conversation, seq)`` of ``messages`` keeps them distinct, and once a batch
+is stored :meth:`raise_seqs` lifts each counter to its last stored message
+(``$max``), so the counter never names a message that is not stored.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument, WriteConcern
+from pymongo import ASCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -184,21 +185,22 @@ class ConversationRepository:
         cursor = self._conversations.find({"members": person_id, "archived_at": None}, {"seq": 1})
         return {doc["_id"]: int(doc["seq"]) async for doc in cursor}
 
-    async def reserve(self, conversation_id: str, count: int, now: datetime) -> int:
-        """Take ``count`` sequence numbers; returns the last one taken.
+    async def seqs(self, conversation_ids: Sequence[str]) -> dict[str, int]:
+        """Conversation id → last published seq, for those that exist."""
+        cursor = self._conversations.find({"_id": {"$in": list(conversation_ids)}}, {"seq": 1})
+        return {doc["_id"]: int(doc["seq"]) async for doc in cursor}
 
-        Raises:
-            KeyError: the conversation does not exist.
-        """
-        doc = await self._conversations.find_one_and_update(
-            {"_id": conversation_id},
-            {"$inc": {"seq": count}, "$set": {"updated_at": now}},
-            projection={"seq": 1},
-            return_document=ReturnDocument.AFTER,
+    async def raise_seqs(self, heads: Mapping[str, int], now: datetime) -> None:
+        """Publish stored seqs: each counter rises to its head, never falls (``$max``)."""
+        if not heads:
+            return
+        await self._conversations.bulk_write(
+            [
+                UpdateOne({"_id": ident}, {"$max": {"seq": seq}, "$set": {"updated_at": now}})
+                for ident, seq in heads.items()
+            ],
+            ordered=False,
         )
-        if doc is None:
-            raise KeyError(conversation_id)
-        return int(doc["seq"])
 
     async def set_members(
         self, conversation_id: str, members: Sequence[str], owners: Sequence[str], now: datetime

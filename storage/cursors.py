@@ -33,23 +33,25 @@ class CursorRepository:
 
     async def advance(self, device_id: str, acks: Mapping[str, int], now: datetime) -> None:
         """Move cursors forward (never back): acks are cumulative per conversation."""
-        if not acks:
-            return
-        await self._cursors.bulk_write(
-            [
-                UpdateOne(
-                    {"_id": f"{device_id}:{conversation}"},
-                    {
-                        "$max": {"acked_seq": seq},
-                        "$set": {"updated_at": now},
-                        "$setOnInsert": {"device_id": device_id, "conversation": conversation},
-                    },
-                    upsert=True,
-                )
-                for conversation, seq in acks.items()
-            ],
-            ordered=False,
-        )
+        await self.advance_many({device_id: acks}, now)
+
+    async def advance_many(self, acks: Mapping[str, Mapping[str, int]], now: datetime) -> None:
+        """:meth:`advance` for many devices in one round trip (device → conversation → seq)."""
+        updates = [
+            UpdateOne(
+                {"_id": f"{device_id}:{conversation}"},
+                {
+                    "$max": {"acked_seq": seq},
+                    "$set": {"updated_at": now},
+                    "$setOnInsert": {"device_id": device_id, "conversation": conversation},
+                },
+                upsert=True,
+            )
+            for device_id, conversations in acks.items()
+            for conversation, seq in conversations.items()
+        ]
+        if updates:
+            await self._cursors.bulk_write(updates, ordered=False)
 
     async def of_conversation(self, conversation: str) -> dict[str, int]:
         """Device id → acknowledged seq, for every device with a cursor here."""

@@ -18,7 +18,7 @@ and (e), minimisation and storage limitation.
 Message ids derive from the sender device and the client's message id, so a
 retried send hits the same ``_id`` and is answered with the first write's
 seq. Writes use write concern ``majority`` with journaling: ``sent`` is only
-sent once :meth:`insert_batch` returns.
+sent once :meth:`insert_ordered` returns.
 """
 
 from __future__ import annotations
@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, WriteConcern
+from pymongo import ASCENDING, DESCENDING, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError
 
 Doc = dict[str, Any]
-_DUPLICATE_KEY = 11000
+DUPLICATE_KEY = 11000
 
 
 @dataclass(frozen=True)
@@ -153,28 +152,34 @@ class MessageRepository:
         )
         await self.collection.create_index("expires_at", expireAfterSeconds=0, name="ttl")
 
-    async def insert_batch(self, docs: Sequence[Doc]) -> dict[str, WriteResult]:
-        """Write message documents durably in one round trip; idempotent per ``_id``.
+    async def insert_ordered(self, docs: Sequence[Doc]) -> None:
+        """Write message documents durably in one round trip, in order.
 
-        Returns:
-            Message id → what is stored for it: this write's seq, or the
-            first write's for a message id that was already stored.
+        The write stops at the first error (``ordered=True``): what precedes
+        it is stored, nothing after it is.
+
+        Raises:
+            BulkWriteError: with the one failed document's ``index`` and
+                ``code`` (``DUPLICATE_KEY``: the ``_id`` or the
+                ``(conversation, seq)`` is taken).
         """
-        results = {d["_id"]: WriteResult(d["seq"], d["created_at"], d.get("stamp")) for d in docs}
-        try:
-            await self.collection.insert_many(list(docs), ordered=False)
-        except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-                raise
-            duplicates = [docs[e["index"]]["_id"] for e in errors]
-            async for first in self.collection.find(
-                {"_id": {"$in": duplicates}}, {"seq": 1, "created_at": 1, "stamp": 1}
-            ):
-                results[first["_id"]] = WriteResult(
-                    int(first["seq"]), first["created_at"], _opt_bytes(first.get("stamp"))
-                )
-        return results
+        await self.collection.insert_many(list(docs), ordered=True)
+
+    async def first_write(self, message_id: str) -> WriteResult | None:
+        """What was stored for ``message_id``, if it is stored (a retried send)."""
+        first = await self.collection.find_one(
+            {"_id": message_id}, {"seq": 1, "created_at": 1, "stamp": 1}
+        )
+        if first is None:
+            return None
+        return WriteResult(int(first["seq"]), first["created_at"], _opt_bytes(first.get("stamp")))
+
+    async def last_seq(self, conversation: str) -> int | None:
+        """The highest seq stored in ``conversation``, or None."""
+        doc = await self.collection.find_one(
+            {"conversation": conversation}, {"seq": 1}, sort=[("seq", DESCENDING)]
+        )
+        return int(doc["seq"]) if doc else None
 
     async def for_device(
         self,

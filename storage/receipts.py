@@ -15,15 +15,26 @@ stored is limited to what the school's settings allow (DESIGN.md, receipts).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo import ASCENDING, ReturnDocument, WriteConcern
+from pymongo import ASCENDING, UpdateOne, WriteConcern
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 Doc = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReceiptUpdate:
+    """A receipt to move forward: ``person_id`` has ``kind`` the conversation up to ``seq``."""
+
+    conversation: str
+    person_id: str
+    kind: str
+    seq: int
 
 
 @dataclass(frozen=True)
@@ -51,25 +62,31 @@ class ReceiptRepository:
         )
         await self._acks.create_index("person_id", name="person")
 
-    async def advance(
-        self, conversation: str, person_id: str, kind: str, seq: int, now: datetime, node: str
-    ) -> bool:
-        """Move a receipt forward; True if it moved (so it is worth telling anyone)."""
-        before = await self.receipts.find_one_and_update(
-            {"_id": f"{conversation}:{person_id}:{kind}"},
-            {
-                "$max": {"seq": seq},
-                "$set": {"at": now, "node": node},
-                "$setOnInsert": {
-                    "conversation": conversation,
-                    "person_id": person_id,
-                    "kind": kind,
-                },
-            },
-            upsert=True,
-            return_document=ReturnDocument.BEFORE,
+    async def advance_many(
+        self, updates: Sequence[ReceiptUpdate], now: datetime, node: str
+    ) -> None:
+        """Move many receipts forward in one round trip (``$max``: never back)."""
+        if not updates:
+            return
+        await self.receipts.bulk_write(
+            [
+                UpdateOne(
+                    {"_id": f"{u.conversation}:{u.person_id}:{u.kind}"},
+                    {
+                        "$max": {"seq": u.seq},
+                        "$set": {"at": now, "node": node},
+                        "$setOnInsert": {
+                            "conversation": u.conversation,
+                            "person_id": u.person_id,
+                            "kind": u.kind,
+                        },
+                    },
+                    upsert=True,
+                )
+                for u in updates
+            ],
+            ordered=False,
         )
-        return before is None or int(before["seq"]) < seq
 
     async def of_conversation(self, conversation: str) -> dict[str, dict[str, int]]:
         """Person id → {kind: seq}."""

@@ -27,8 +27,9 @@ async def test_reconnect_gets_only_what_was_not_acknowledged(
                 "deux",
                 "trois",
             ]
-        # The SDK acknowledged each frame before handing it over: the server's
-        # cursor for this device is at the last seq.
+        # The SDK acknowledged each frame before handing it over: once the node
+        # writes what it holds (every `ack_flush_seconds`), the cursor is at the last seq.
+        await server.write_acks()
         cursors = await server.store.cursors.of_device(parent.device_id)
         assert cursors[direct.id] == last.seq
         for text in ("quatre", "cinq"):

@@ -239,6 +239,7 @@ async def test_group_message_is_stored_once_and_delivered_to_each_member(
         await ws.send_json({"type": "ack", "v": 1, "envelope_ids": [f"{conversation}:2"]})
         await ws.send_json({"type": "sync", "v": 1, "conversation": conversation, "since": 2})
         assert (await receive_type(ws, "synced"))["head"] == 2
+    await server.write_acks()
     await purge_delivered(server.store, server.clock.now() - timedelta(hours=1))
     assert "group" in (await messages.find_one({"conversation": conversation, "seq": 2}) or {})
     for ws in sockets[2:]:
@@ -246,6 +247,7 @@ async def test_group_message_is_stored_once_and_delivered_to_each_member(
         await ws.send_json({"type": "sync", "v": 1, "conversation": conversation, "since": 2})
         assert (await receive_type(ws, "synced"))["head"] == 2
     # The sender's own device never receives its message: its cursor must not hold the purge.
+    await server.write_acks()
     await purge_delivered(server.store, server.clock.now() - timedelta(hours=1))
     kept = await messages.find_one({"conversation": conversation, "seq": 2})
     assert kept is not None and "group" not in kept and kept["sender_person"] == sender.person_id

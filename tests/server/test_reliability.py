@@ -205,7 +205,7 @@ async def stalled_reader(server: RunningServer, http: aiohttp.ClientSession) -> 
     # It catches up from storage on reconnect.
     ws_s2 = await stalled.connect(http, server.ws_url)
     first = await receive(ws_s2)
-    assert first["type"] == "event" and first["seq"] == 1
+    assert first["type"] == "event" and first["seq"] == 1, first
     for ws in (ws_t, ws_h, ws_s2):
         await ws.close()
 

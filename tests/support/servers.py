@@ -31,6 +31,7 @@ from server.clock import FrozenClock
 from server.config import Settings
 from server.demo import load_demo
 from server.runtime import store_options
+from server.services import SERVICES
 from storage.database import Store
 
 START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
@@ -56,6 +57,11 @@ class RunningServer:
 
     def person(self, external_id: str) -> dict[str, Any]:
         return next(p for p in self.demo["people"] if p["external_id"] == external_id)
+
+    async def write_acks(self) -> None:
+        """Write the acknowledgements the node holds now (what its timer does every
+        ``ack_flush_seconds``), so that a test reads them in the database."""
+        await self.app[SERVICES].receipts.flush()
 
 
 @asynccontextmanager
