@@ -22,7 +22,6 @@ a control changes anywhere.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -54,6 +53,7 @@ from protocol import ErrorCode, ErrorFrame
 from server.clock import Clock
 from server.errors import ApiError
 from server.metrics import Metrics
+from server.node_cache import TtlCache
 from storage import conversations as stored
 from storage.database import Store
 from storage.messages import NewMessage
@@ -168,7 +168,7 @@ class SendVerdict:
 
 
 class NodeCache:
-    """What every send reads, kept a few seconds per node (docs/performance.md).
+    """What every send reads, kept a few seconds per node (``server.node_cache``).
 
     People, schools, policy revisions and blockers change rarely; reading them
     from the database on every send was most of a send's cost. Entries live
@@ -178,28 +178,18 @@ class NodeCache:
     """
 
     def __init__(self) -> None:
-        self.people: dict[str, tuple[float, Person]] = {}
-        self.schools: dict[str, tuple[float, School | None]] = {}
-        self.blockers: dict[str, tuple[float, frozenset[str]]] = {}
-
-    @staticmethod
-    def fresh(entry: tuple[float, Any] | None) -> bool:
-        return entry is not None and time.monotonic() - entry[0] < CACHE_SECONDS
+        self.people: TtlCache[str, Person] = TtlCache(CACHE_SECONDS)
+        self.schools: TtlCache[str, School] = TtlCache(CACHE_SECONDS)
+        self.blockers: TtlCache[str, frozenset[str]] = TtlCache(CACHE_SECONDS)
 
     def forget_people(self) -> None:
         self.people.clear()
 
     def forget_blockers(self, blocked: str) -> None:
-        self.blockers.pop(blocked, None)
-
-    def bound(self) -> None:
-        for table in (self.people, self.schools, self.blockers):
-            if len(table) > CACHE_ENTRIES:
-                table.clear()
+        self.blockers.forget(blocked)
 
 
 CACHE_SECONDS = 3.0
-CACHE_ENTRIES = 100_000
 
 
 class Lookup:
@@ -217,19 +207,13 @@ class Lookup:
     async def load(self, person_ids: Iterable[str]) -> dict[str, Person]:
         """The people with these ids that exist (from cache or one query)."""
         ids = list(dict.fromkeys(person_ids))
-        shared = self._shared
-        for i in ids:
-            entry = shared.people.get(i)
-            if i not in self.people and entry is not None and shared.fresh(entry):
-                self.people[i] = entry[1]
-        missing = [i for i in ids if i not in self.people]
-        if missing:
-            now = time.monotonic()
-            for person in await self._store.directory.people(missing):
-                self.people[person.id] = person
-                shared.people[person.id] = (now, person)
-            shared.bound()
+        wanted = [i for i in ids if i not in self.people]
+        if wanted:
+            self.people.update(await self._shared.people.get_many(wanted, self._read_people))
         return {i: self.people[i] for i in ids if i in self.people}
+
+    async def _read_people(self, ids: list[str]) -> dict[str, Person]:
+        return {p.id: p for p in await self._store.directory.people(ids)}
 
     async def view(self, involved: Iterable[Person]) -> DirectoryView:
         """A view with everyone involved, the children of parents, schools and policies."""
@@ -240,12 +224,7 @@ class Lookup:
         await self.load(children)
         uais = {p.uai for p in self.people.values()}
         for uai in uais - set(self._schools):
-            entry = self._shared.schools.get(uai)
-            if entry is not None and self._shared.fresh(entry):
-                school = entry[1]
-            else:
-                school = await self._store.directory.school(uai)
-                self._shared.schools[uai] = (time.monotonic(), school)
+            school = await self._shared.schools.get(uai, self._store.directory.school)
             self._schools[uai] = school or School(uai=uai, name=uai)
         policies = {uai: await self._policies.get(uai) for uai in uais}
         return DirectoryView(schools=dict(self._schools), policies=policies, people=self.people)
@@ -257,11 +236,11 @@ class PolicyCache:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._parsed: dict[tuple[str, int], ContactPolicy] = {}
-        self._revisions: dict[str, tuple[float, PolicyRevision | None]] = {}
+        self._revisions: TtlCache[str, PolicyRevision] = TtlCache(CACHE_SECONDS)
 
     def forget(self, uai: str) -> None:
         """A revision was stored through this node: read it on the next action."""
-        self._revisions.pop(uai, None)
+        self._revisions.forget(uai)
 
     async def get(self, uai: str) -> ContactPolicy:
         """The school's current policy (defaults when it has none).
@@ -269,12 +248,7 @@ class PolicyCache:
         Raises:
             PolicyError: a stored revision no longer parses (never stored so).
         """
-        entry = self._revisions.get(uai)
-        if entry is not None and time.monotonic() - entry[0] < CACHE_SECONDS:
-            revision = entry[1]
-        else:
-            revision = await self._store.moderation.policies.current(uai)
-            self._revisions[uai] = (time.monotonic(), revision)
+        revision = await self._revisions.get(uai, self._store.moderation.policies.current)
         if revision is None:
             return ContactPolicy()
         key = (uai, revision.version)
@@ -324,13 +298,11 @@ class ModerationGate:
 
     async def _blockers(self, sender_id: str, among: list[str]) -> list[str]:
         """Who among ``among`` blocked the sender (cached per node, see NodeCache)."""
-        entry = self.cache.blockers.get(sender_id)
-        if entry is not None and self.cache.fresh(entry):
-            return [b for b in among if b in entry[1]]
-        everyone = await self.store.moderation.blocks.blockers_of(sender_id)
-        self.cache.blockers[sender_id] = (time.monotonic(), frozenset(everyone))
-        self.cache.bound()
-        return [b for b in among if b in everyone]
+        everyone = await self.cache.blockers.get(sender_id, self._read_blockers)
+        return [b for b in among if everyone is not None and b in everyone]
+
+    async def _read_blockers(self, sender_id: str) -> frozenset[str]:
+        return frozenset(await self.store.moderation.blocks.blockers_of(sender_id))
 
     def _count(self, action: str, decision: Decision) -> Decision:
         if decision.reason is not None:

@@ -1,0 +1,148 @@
+"""A node's short-lived cache of what every send reads, one load per miss.
+
+Sends read the same few documents over and over (a conversation, its
+members, their schools' policies, who blocked whom). Each node keeps them for
+a few seconds (``ttl``); a change made through the node forgets the entry at
+once, other nodes see it within ``ttl``.
+
+Concurrent misses of one key share a single load ("single flight"): when an
+entry expires under load, the hundred sends waiting on it cause one database
+read, not a hundred (docs/performance.md measured the stampede at a quarter
+of the server's time). Loads are batched: :meth:`TtlCache.get_many` reads
+every missing key of a call in one query.
+
+Negative answers are cached too unless ``negative=False`` (a missing
+conversation stays missing for ``ttl``; an unknown device is read again).
+Memory is bounded by ``max_entries``; past it the cache starts cold again,
+which only costs reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Generic, TypeVar
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+MAX_ENTRIES = 100_000
+
+
+class _Absent:
+    """Cached: the key has no value (e.g. an unknown device)."""
+
+
+_ABSENT = _Absent()
+
+
+class TtlCache(Generic[K, V]):
+    """Values by key for ``ttl`` seconds; concurrent misses share one load.
+
+    Args:
+        ttl: seconds an entry is served.
+        max_entries: bound on memory (the cache is cleared past it).
+        clock: monotonic seconds (tests pass their own).
+        negative: keep "no value" answers too (else a missing key is read again).
+    """
+
+    def __init__(
+        self,
+        ttl: float,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+        negative: bool = True,
+    ) -> None:
+        self._ttl = ttl
+        self._negative = negative
+        self._max = max_entries
+        self._clock = clock
+        self._entries: dict[K, tuple[float, V | _Absent]] = {}
+        self._loading: dict[K, asyncio.Future[V | _Absent]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def forget(self, key: K) -> None:
+        """Drop ``key``; a load in flight for it is not kept either (it may be stale)."""
+        self._entries.pop(key, None)
+        self._loading.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._loading.clear()
+
+    def _keep(self, key: K, value: V | _Absent) -> None:
+        if len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[key] = (self._clock(), value)
+
+    async def get(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
+        """The value of ``key`` (None if it has none), loading it on a miss."""
+
+        async def load_one(keys: list[K]) -> Mapping[K, V]:
+            value = await load(keys[0])
+            return {} if value is None else {keys[0]: value}
+
+        found = await self.get_many((key,), load_one)
+        return found.get(key)
+
+    async def get_many(
+        self, keys: Iterable[K], load: Callable[[list[K]], Awaitable[Mapping[K, V]]]
+    ) -> dict[K, V]:
+        """The values of ``keys`` that exist; the missing ones loaded in one call.
+
+        Raises:
+            whatever ``load`` raises (for every caller sharing that load).
+        """
+        now = self._clock()
+        values: dict[K, V | _Absent] = {}
+        waiting: dict[K, asyncio.Future[V | _Absent]] = {}
+        missing: list[K] = []
+        for key in dict.fromkeys(keys):
+            entry = self._entries.get(key)
+            if entry is not None and now - entry[0] < self._ttl:
+                values[key] = entry[1]
+            elif key in self._loading:
+                waiting[key] = self._loading[key]
+            else:
+                missing.append(key)
+        if missing:
+            await self._load(missing, load, values)
+        for key, future in waiting.items():
+            values[key] = await future
+        return {k: v for k, v in values.items() if not isinstance(v, _Absent)}
+
+    async def _load(
+        self,
+        keys: list[K],
+        load: Callable[[list[K]], Awaitable[Mapping[K, V]]],
+        into: dict[K, V | _Absent],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        futures = {key: loop.create_future() for key in keys}
+        for future in futures.values():  # a load nobody else waited for: no warning
+            future.add_done_callback(_retrieve)
+        self._loading.update(futures)
+        try:
+            found = await load(keys)
+        except BaseException as exc:
+            for key, future in futures.items():
+                if self._loading.get(key) is future:
+                    del self._loading[key]
+                future.set_exception(exc)
+            raise
+        for key, future in futures.items():
+            value: V | _Absent = found[key] if key in found else _ABSENT
+            if self._loading.get(key) is future:  # not forgotten meanwhile: keep it
+                del self._loading[key]
+                if self._negative or value is not _ABSENT:
+                    self._keep(key, value)
+            into[key] = value
+            future.set_result(value)
+
+
+def _retrieve(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,100 @@
+"""The node cache: one load per miss however many wait, TTL, forgetting (no sockets)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+
+import pytest
+
+from server.node_cache import TtlCache
+
+
+class Source:
+    """A slow store that counts its reads."""
+
+    def __init__(self, values: dict[str, int]) -> None:
+        self.values = values
+        self.reads: list[list[str]] = []
+        self.gate = asyncio.Event()
+
+    async def load(self, keys: list[str]) -> Mapping[str, int]:
+        self.reads.append(list(keys))
+        found = {k: self.values[k] for k in keys if k in self.values}  # read, then slow
+        await self.gate.wait()
+        return found
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_misses_share_one_load() -> None:
+    source = Source({"a": 1, "b": 2})
+    cache: TtlCache[str, int] = TtlCache(3.0)
+    waiting = [asyncio.create_task(cache.get_many(["a", "b", "x"], source.load)) for _ in range(50)]
+    await asyncio.sleep(0)
+    source.gate.set()
+    results = await asyncio.gather(*waiting)
+    assert source.reads == [["a", "b", "x"]]
+    assert all(r == {"a": 1, "b": 2} for r in results)
+
+
+async def test_entries_expire_and_absent_keys_are_kept_only_if_asked() -> None:
+    source, clock = Source({"a": 1}), Clock()
+    source.gate.set()
+    cache: TtlCache[str, int] = TtlCache(3.0, clock=clock)
+    strict: TtlCache[str, int] = TtlCache(3.0, clock=clock, negative=False)
+    assert await cache.get_many(["a", "x"], source.load) == {"a": 1}
+    assert await cache.get_many(["a", "x"], source.load) == {"a": 1}
+    assert len(source.reads) == 1  # "x" is known to be missing
+    assert await strict.get_many(["x"], source.load) == {}
+    assert await strict.get_many(["x"], source.load) == {}
+    assert source.reads[-2:] == [["x"], ["x"]]  # read again each time
+    clock.now += 3.0
+    source.values["a"] = 5
+    assert await cache.get("a", _one(source)) == 5
+
+
+def _one(source: Source) -> Callable[[str], Awaitable[int | None]]:
+    async def load(key: str) -> int | None:
+        found = await source.load([key])
+        return found.get(key)
+
+    return load
+
+
+async def test_a_key_forgotten_during_its_load_is_not_kept() -> None:
+    source = Source({"a": 1})
+    cache: TtlCache[str, int] = TtlCache(3.0)
+    loading = asyncio.create_task(cache.get_many(["a"], source.load))
+    await asyncio.sleep(0)
+    cache.forget("a")  # changed here while the old value was being read
+    source.values["a"] = 2
+    source.gate.set()
+    assert await loading == {"a": 1}  # that caller gets what was read
+    assert await cache.get_many(["a"], source.load) == {"a": 2}  # nobody else does
+    assert len(source.reads) == 2
+
+
+async def test_a_failed_load_fails_every_waiter_and_is_not_kept() -> None:
+    calls = 0
+
+    async def broken(keys: list[str]) -> Mapping[str, int]:
+        nonlocal calls
+        calls += 1
+        await asyncio.sleep(0)
+        raise ConnectionError("down")
+
+    cache: TtlCache[str, int] = TtlCache(3.0)
+    results = await asyncio.gather(
+        *(cache.get_many(["a"], broken) for _ in range(5)), return_exceptions=True
+    )
+    assert calls == 1 and all(isinstance(r, ConnectionError) for r in results)
+    with pytest.raises(ConnectionError):
+        await cache.get_many(["a"], broken)
+    assert calls == 2
