@@ -165,11 +165,16 @@ def run(
         for index in range(runs):
             one: dict[str, Any] = {}
             for name, subject in subjects.items():
-                spy = None
+                spies = []
                 if profile is not None and index == 0 and name == "carnet":
-                    spy = start_py_spy(carnet.pid, profile, p.duration, native)
+                    spies.append(start_py_spy(carnet.pid, profile, p.duration, native))
+                    if carnet.database_pid is not None:  # the database child, apart
+                        database_profile = profile.with_suffix(".database" + profile.suffix)
+                        spies.append(
+                            start_py_spy(carnet.database_pid, database_profile, p.duration, native)
+                        )
                 one[name] = subject.run()
-                if spy is not None:
+                for spy in spies:
                     spy.wait(p.duration + 60)
                 print(f"[bench] run {index + 1} {name}: {_brief(one[name])}", flush=True)
             if db:

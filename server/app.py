@@ -24,6 +24,7 @@ from server import (
 )
 from server.background import run_services
 from server.bridge import setup as setup_bridge
+from server.change_feed import change_feed_context
 from server.clock import Clock, SystemClock
 from server.config import Settings
 from server.dpo_api import setup as setup_dpo_api
@@ -55,6 +56,7 @@ def create_app(settings: Settings, store: Store, clock: Clock | None = None) -> 
     app[HUB] = Hub()
     app.cleanup_ctx.append(load_server_keys)
     app.cleanup_ctx.append(retention_context)
+    app.cleanup_ctx.append(change_feed_context)  # before those that subscribe to it
     app.cleanup_ctx.append(moderation_context)
     app.cleanup_ctx.append(run_services)
     setup_bridge(app)  # its cleanup_ctx needs the services: after run_services

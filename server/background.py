@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
+from server.change_feed import FEED
 from server.fanout import Fanout
 from server.lookups import Lookups
 from server.moderation_gate import GATE
@@ -26,7 +27,6 @@ from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
-from storage.ids import new_id
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(seconds=30)
@@ -70,7 +70,8 @@ async def _purge_loop(store: Store, services: Services, stop: asyncio.Event) -> 
 
 async def run_services(app: web.Application) -> AsyncIterator[None]:
     settings, store, metrics = app[SETTINGS], app[STORE], app[METRICS]
-    node = new_id("n", 6)
+    feed = app[FEED]
+    node = feed.node
     lookups = Lookups(store)
     recent = RecentSenders()
     fanout = Fanout(app[HUB], metrics, lookups, recent)
@@ -95,13 +96,13 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         gate=app[GATE],
     )
     app[SERVICES] = services
+    fanout.follow(feed, receipts, sequencer.observe)
     stop = asyncio.Event()
 
     async def serve() -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(sequencer.run())
             group.create_task(receipts.run(stop))
-            group.create_task(fanout.follow(store, node, stop, receipts, sequencer.observe))
             group.create_task(_purge_loop(store, services, stop))
 
     task = asyncio.create_task(serve(), name=f"carnet-services-{node}")

@@ -1,8 +1,9 @@
 """Live delivery: stored messages to the devices connected to this node.
 
 Two sources feed :meth:`Fanout.deliver`: this node's sequencer (messages it
-wrote, right after the write) and a change stream on ``messages`` (messages
-other nodes wrote; our own are filtered out by ``node``). A message reaches
+wrote, right after the write) and the node's change feed on ``messages``
+(messages other nodes wrote; our own are filtered out by ``node``,
+``server.change_feed``). A message reaches
 each recipient device's connection, which orders it (``server.ordering``).
 
 Cost of the change stream (docs/architecture.md, "Several nodes"): every node
@@ -13,25 +14,23 @@ first thing to shard (by school) when a département outgrows one replica set.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from pymongo.errors import PyMongoError
-
 from protocol import DeliverFrame, EventFrame, MembershipEvent, dump_frame
+from server.change_feed import ChangeFeed
 from server.hub import Hub
 from server.lookups import Lookups
 from server.metrics import Metrics
 from server.receipts import Receipts
 from server.recent_senders import RecentSenders
-from storage.database import Store
 from storage.messages import StoredMessage, view_for
 
 log = logging.getLogger(__name__)
 Doc = dict[str, Any]
-RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 
 
 def millis(moment: Any) -> int:
@@ -90,68 +89,58 @@ class Fanout:
                 )
                 self._metrics.deliveries.labels(path).inc()
 
-    async def follow(
-        self,
-        store: Store,
-        node: str,
-        stop: asyncio.Event,
-        receipts: Receipts | None = None,
-        observe: Callable[[str, int], None] | None = None,
+    def follow(
+        self, feed: ChangeFeed, receipts: Receipts, observe: Callable[[str, int], None]
     ) -> None:
-        """Deliver what other nodes store (messages, receipts) until ``stop`` is set.
+        """Deliver what other nodes store (messages, receipts), from the node's change feed.
 
-        One change stream on the database, filtered to the collections that
-        carry live traffic and to documents written by other nodes. Resumes
-        after a driver error from the last resume token, with a bounded
-        backoff; every restart is logged.
+        Args:
+            feed: the node's change feed (other nodes' live documents only).
+            receipts: tells receipts to the people here they concern.
+            observe: told each seq another node stored (the sequencer's heads).
         """
-        pipeline = [
-            {
-                "$match": {
-                    "operationType": {"$in": ["insert", "update", "replace"]},
-                    "ns.coll": {"$in": ["messages", "receipts"]},
-                    "fullDocument.node": {"$ne": node},
-                }
-            }
-        ]
-        resume: Any = None
-        failures = 0
-        while not stop.is_set():
-            try:
-                async with await store.db.watch(
-                    pipeline,
-                    resume_after=resume,
-                    max_await_time_ms=500,
-                    full_document="updateLookup",
-                ) as stream:
-                    failures = 0
-                    while not stop.is_set() and stream.alive:  # a dead cursor: reopen
-                        change = await stream.try_next()
-                        if change is None:
-                            continue
-                        resume = stream.resume_token
-                        doc = change.get("fullDocument")
-                        if doc is None:
-                            continue
-                        if change["ns"]["coll"] == "messages":
-                            if change["operationType"] == "insert":
-                                if observe is not None:
-                                    observe(doc["conversation"], doc["seq"])
-                                self.deliver([doc], path="stream")
-                        elif receipts is not None and "kind" in doc:
-                            await self._remote_receipt(receipts, doc)
-            except PyMongoError as exc:
-                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
-                log.warning(
-                    "change stream interrupted (%s); resuming in %ss", type(exc).__name__, delay
-                )
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    continue
 
-    async def _remote_receipt(self, receipts: Receipts, doc: Doc) -> None:
-        conversation = await self._lookups.conversation(doc["conversation"])
-        if conversation is not None:
-            receipts.tell(conversation, doc["person_id"], doc["kind"], int(doc["seq"]), doc["at"])
+        async def on_message(change: Doc) -> None:
+            doc = change["fullDocument"]
+            observe(doc["conversation"], doc["seq"])
+            self.deliver([doc], path="stream")
+
+        async def on_receipt(change: Doc) -> None:
+            moved = receipt_moved(change)
+            if moved is None:
+                return
+            conversation = await self._lookups.conversation(moved.conversation)
+            if conversation is not None:
+                receipts.tell(conversation, moved.person_id, moved.kind, moved.seq, moved.at)
+
+        feed.subscribe("messages", on_message)
+        feed.subscribe("receipts", on_receipt)
+
+
+@dataclass(frozen=True)
+class MovedReceipt:
+    conversation: str
+    person_id: str
+    kind: str
+    seq: int
+    at: datetime
+
+
+def receipt_moved(change: Doc) -> MovedReceipt | None:
+    """The receipt an insert or update of ``receipts`` moved forward, if any.
+
+    An update carries only its changed fields; the ``_id``
+    (``<conversation>:<person>:<kind>``) names the rest. No ``seq`` among
+    them: the receipt did not move.
+    """
+    if change["operationType"] == "insert":
+        doc = change["fullDocument"]
+        return MovedReceipt(
+            doc["conversation"], doc["person_id"], doc["kind"], int(doc["seq"]), doc["at"]
+        )
+    fields = change.get("updateDescription", {}).get("updatedFields", {})
+    parts = str(change["documentKey"]["_id"]).split(":")
+    if "seq" not in fields or "at" not in fields or len(parts) != 3:
+        return None
+    conversation, person_id, kind = parts
+    return MovedReceipt(conversation, person_id, kind, int(fields["seq"]), fields["at"])

@@ -21,7 +21,7 @@ from server.node_cache import TtlCache
 from storage.conversations import Conversation
 from storage.database import Store
 
-CONVERSATION_TTL = 2.0
+CONVERSATION_TTL = 10.0
 DEVICE_TTL = 30.0
 
 

@@ -22,7 +22,7 @@ a control changes anywhere.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from moderation import (
     window_end,
 )
 from protocol import ErrorCode, ErrorFrame
+from server.change_feed import ChangeFeed
 from server.clock import Clock
 from server.errors import ApiError
 from server.metrics import Metrics
@@ -171,10 +172,11 @@ class NodeCache:
     """What every send reads, kept a few seconds per node (``server.node_cache``).
 
     People, schools, policy revisions and blockers change rarely; reading them
-    from the database on every send was most of a send's cost. Entries live
-    :data:`CACHE_SECONDS`; a change made through this node (policy revision,
-    block, directory import) forgets the entry at once, other nodes see it
-    within that time.
+    from the database on every send was most of a send's cost. A change made
+    through this node (policy revision, block, directory import) forgets the
+    entry at once; a change made anywhere forgets it on every node through the
+    change feed (:meth:`ModerationGate.follow`); entries live at most
+    :data:`CACHE_SECONDS` should the feed miss one.
     """
 
     def __init__(self) -> None:
@@ -188,8 +190,13 @@ class NodeCache:
     def forget_blockers(self, blocked: str) -> None:
         self.blockers.forget(blocked)
 
+    def clear(self) -> None:
+        for cache in (self.people, self.schools, self.blockers):
+            cache.clear()
 
-CACHE_SECONDS = 3.0
+
+CACHE_SECONDS = 30.0
+"""A backstop: changes reach every node's caches through its change feed within ms."""
 
 
 class Lookup:
@@ -242,6 +249,9 @@ class PolicyCache:
         """A revision was stored through this node: read it on the next action."""
         self._revisions.forget(uai)
 
+    def clear(self) -> None:
+        self._revisions.clear()
+
     async def get(self, uai: str) -> ContactPolicy:
         """The school's current policy (defaults when it has none).
 
@@ -257,6 +267,13 @@ class PolicyCache:
                 self._parsed.clear()
             self._parsed[key] = parse_policy(revision.document, "json")
         return self._parsed[key]
+
+
+def _forgetting(forget: Callable[[], None]) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    async def handler(change: dict[str, Any]) -> None:
+        forget()
+
+    return handler
 
 
 def as_moderated(conversation: stored.Conversation, people: dict[str, Person]) -> Conversation:
@@ -291,6 +308,21 @@ class ModerationGate:
         self.cache = NodeCache()
         self.incidents = IncidentState()
         self.limiter = RateLimiter(DirectoryView(schools={}))
+
+    def follow(self, feed: ChangeFeed) -> None:
+        """Forget cached directory, blocks and policies when any node changes them."""
+        for collection, forget in (
+            ("people", self.cache.people.clear),
+            ("schools", self.cache.schools.clear),
+            ("blocks", self.cache.blockers.clear),
+            ("school_policies", self.policies.clear),
+        ):
+            feed.subscribe(collection, _forgetting(forget))
+        feed.on_open(self._forget_all)
+
+    async def _forget_all(self) -> None:
+        self.cache.clear()
+        self.policies.clear()
 
     def lookup(self) -> Lookup:
         """A fresh per-action cache of directory reads."""

@@ -1,8 +1,8 @@
 """Incident controls on every node, logged-in sessions, notices (issue 5, "Incident controls").
 
 Controls (``incident_controls``) are written by one node and take effect on
-all of them within seconds: each node follows a change stream on the
-database filtered to ``incident_controls`` and ``notices``, and rebuilds its
+all of them within seconds: each node follows ``incident_controls`` and
+``notices`` on its change feed (``server.change_feed``), and rebuilds its
 :class:`moderation.IncidentState` from the active controls on every change,
 and at the latest every :data:`RELOAD_SECONDS` (should the stream miss one).
 
@@ -21,7 +21,6 @@ outcome) go to the devices held here at once and to other nodes through the
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -30,9 +29,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from aiohttp import web
-from pymongo.errors import PyMongoError
 
 from moderation import IncidentState, Suspension, SuspensionScope
+from server.change_feed import FEED, ChangeFeed
 from server.clock import Clock
 from server.device_sessions import LIFETIME
 from server.hub import Hub
@@ -46,12 +45,7 @@ from storage.models import Device
 log = logging.getLogger(__name__)
 
 RELOAD_SECONDS = 5.0
-RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
 Doc = dict[str, Any]
-
-
-class _StreamEnded(Exception):
-    """The change stream's cursor died without an error: reopen it after a pause."""
 
 
 class Session(Protocol):
@@ -123,7 +117,7 @@ class IncidentControls:
 
     async def login(self, session: Session, person_id: str, opened_at: datetime) -> bool:
         """Register a WebSocket session; False if its school logged everyone out since."""
-        person = await self.store.directory.person(person_id)
+        person = (await self.gate.lookup().load([person_id])).get(person_id)
         uai = person.uai if person is not None else ""
         if not self.state.session_valid(uai, opened_at):
             return False
@@ -151,7 +145,7 @@ class IncidentControls:
         if not expires.isdigit():
             return False
         issued = datetime.fromtimestamp(int(expires) / 1000, self.clock.now().tzinfo) - LIFETIME
-        person = await self.store.directory.person(device.person_id)
+        person = (await self.gate.lookup().load([device.person_id])).get(device.person_id)
         return person is not None and self.state.session_valid(person.uai, issued)
 
     # --- controls -----------------------------------------------------------------
@@ -184,39 +178,25 @@ class IncidentControls:
 
     # --- following other nodes ----------------------------------------------------------
 
-    async def follow(self, stop: asyncio.Event) -> None:
-        """Apply other nodes' controls and relay their notices until ``stop`` is set."""
-        pipeline = [{"$match": {"ns.coll": {"$in": ["incident_controls", "notices"]}}}]
-        failures = 0
-        while not stop.is_set():
-            try:
-                async with await self.store.db.watch(
-                    pipeline, max_await_time_ms=500, full_document="updateLookup"
-                ) as stream:
-                    await self.reload()  # whatever changed before the stream opened
-                    while not stop.is_set() and stream.alive:  # a dead cursor: reopen
-                        change = await stream.try_next()
-                        if change is not None and change["ns"]["coll"] == "notices":
-                            if change["operationType"] == "insert":
-                                self._deliver_notice(change["fullDocument"])
-                        elif change is not None:
-                            await self.reload()
-                        elif time.monotonic() - self._reloaded > RELOAD_SECONDS:
-                            await self.reload()
-                            self.gate.prune()
-                            failures = 0
-                if not stop.is_set():
-                    raise _StreamEnded
-            except (PyMongoError, DatabaseUnavailable, _StreamEnded) as exc:
-                delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
-                failures += 1
-                log.warning(
-                    "incident stream interrupted (%s); retry in %ss", type(exc).__name__, delay
-                )
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    continue
+    def follow(self, feed: ChangeFeed) -> None:
+        """Apply other nodes' controls and relay their notices (the node's change feed);
+        reload at the latest every :data:`RELOAD_SECONDS`, should a change be missed."""
+        feed.subscribe("incident_controls", self._on_control)
+        feed.subscribe("notices", self._on_notice)
+        feed.on_open(self.reload)  # whatever changed while the stream was closed
+        feed.on_idle(self._on_idle)
+
+    async def _on_control(self, change: Doc) -> None:
+        await self.reload()
+
+    async def _on_notice(self, change: Doc) -> None:
+        if change["operationType"] == "insert":
+            self._deliver_notice(change["fullDocument"])
+
+    async def _on_idle(self) -> None:
+        if time.monotonic() - self._reloaded > RELOAD_SECONDS:
+            await self.reload()
+            self.gate.prune()
 
 
 CONTROLS = web.AppKey("incident_controls", IncidentControls)
@@ -232,10 +212,6 @@ async def moderation_context(app: web.Application) -> AsyncIterator[None]:
         await controls.reload()
     except (DatabaseUnavailable, DriverError) as exc:
         log.warning("incident controls not loaded at start (%s); the stream retries", exc)
-    stop = asyncio.Event()
-    task = asyncio.create_task(controls.follow(stop), name=f"carnet-incidents-{controls.node}")
-    try:
-        yield
-    finally:
-        stop.set()
-        await task
+    controls.follow(app[FEED])
+    gate.follow(app[FEED])
+    yield
