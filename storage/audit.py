@@ -129,13 +129,26 @@ class AuditLog:
         await self._entries.create_index([("school", ASCENDING), ("_id", ASCENDING)], name="school")
 
     async def _alias(self, value: str) -> str:
-        doc = await self._subjects.find_one_and_update(
-            {"_id": value},
-            {"$setOnInsert": {"alias": new_id("s")}},
-            upsert=True,
-            return_document=True,
-        )
-        return str(doc["alias"]) if doc else value
+        """The subject's alias, created on first use (of two writers, the unique
+        ``_id`` keeps the first). Read, then insert: not one
+        ``find_one_and_update``, which SecantusDB 0.7 serves by scanning the
+        whole collection (docs/performance.md, "findAndModify").
+
+        Raises:
+            AuditWriteConflict: the alias was created and erased under us
+                :data:`MAX_WRITE_ATTEMPTS` times.
+        """
+        for _ in range(MAX_WRITE_ATTEMPTS):
+            doc = await self._subjects.find_one({"_id": value}, {"alias": 1})
+            if doc is not None:
+                return str(doc["alias"])
+            alias = new_id("s")
+            try:
+                await self._subjects.insert_one({"_id": value, "alias": alias})
+            except DuplicateKeyError:
+                continue  # another writer created it first: read theirs
+            return alias
+        raise AuditWriteConflict("the audit subjects are contended; retry")
 
     async def _pseudonymise(self, value: Any) -> Any:
         if isinstance(value, str) and SUBJECT_ID.match(value):

@@ -5,8 +5,13 @@ Documents::
     signed_prekeys   {_id: device id, key_id, key, signature, updated_at}
     one_time_prekeys {_id: "<device id>:<key id>", device_id, key_id, key}
 
-A bundle fetch takes one one-time prekey with ``find_one_and_delete``: two
-concurrent fetches can never receive the same one (X3DH §4.4 forbids reuse).
+A bundle fetch takes the device's oldest one-time prekey by deleting it by
+``_id``: of concurrent fetches that picked the same prekey, exactly one
+deletes it and the others take the next one, so two fetches can never
+receive the same prekey (X3DH §4.4 forbids reuse). Not ``find_one_and_delete``:
+SecantusDB 0.7 re-checks a findAndModify's filter by scanning the whole
+collection, so each fetch cost time in proportion to every device's prekeys
+(docs/performance.md, "findAndModify").
 """
 
 from __future__ import annotations
@@ -21,6 +26,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 Doc = dict[str, Any]
+
+TAKE_CANDIDATES = 8
+"""Oldest prekeys read per attempt: concurrent fetches fall back on the next ones."""
+TAKE_ATTEMPTS = 4
 
 
 @dataclass(frozen=True)
@@ -101,11 +110,28 @@ class PrekeyRepository:
         return await self._one_time.count_documents({"device_id": device_id})
 
     async def take_one_time(self, device_id: str) -> OneTimePrekey | None:
-        """Remove and return the device's oldest one-time prekey, atomically."""
-        doc = await self._one_time.find_one_and_delete(
-            {"device_id": device_id}, sort=[("key_id", ASCENDING)]
-        )
-        return OneTimePrekey(doc["key_id"], bytes(doc["key"])) if doc else None
+        """Remove and return the device's oldest one-time prekey, atomically.
+
+        Returns:
+            The prekey, or None when the device has none left (or, under a
+            burst of fetches for one device, none could be claimed after
+            :data:`TAKE_ATTEMPTS` reads: the bundle then goes without one,
+            as X3DH §3.3 allows).
+        """
+        for _ in range(TAKE_ATTEMPTS):
+            cursor = (
+                self._one_time.find({"device_id": device_id}, {"key_id": 1, "key": 1})
+                .sort("key_id", ASCENDING)
+                .limit(TAKE_CANDIDATES)
+            )
+            candidates = [doc async for doc in cursor]
+            if not candidates:
+                return None
+            for doc in candidates:
+                claimed = await self._one_time.delete_one({"_id": doc["_id"]})
+                if claimed.deleted_count == 1:
+                    return OneTimePrekey(doc["key_id"], bytes(doc["key"]))
+        return None
 
     async def forget_device(self, device_id: str) -> None:
         await self._signed.delete_one({"_id": device_id})
