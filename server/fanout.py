@@ -102,6 +102,8 @@ class Fanout:
 
         async def on_message(change: Doc) -> None:
             doc = change["fullDocument"]
+            if "conversation" not in doc or "seq" not in doc:
+                return  # not a message document (nothing to deliver)
             observe(doc["conversation"], doc["seq"])
             self.deliver([doc], path="stream")
 
