@@ -17,10 +17,12 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from server.change_feed import FEED
+from server.delivery_reads import DeliveryReads
 from server.fanout import Fanout
 from server.lookups import Lookups
 from server.moderation_gate import GATE
 from server.receipts import Receipts
+from server.recent_messages import RecentMessages
 from server.recent_senders import RecentSenders
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
@@ -73,13 +75,14 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     feed = app[FEED]
     node = feed.node
     lookups = Lookups(store)
-    recent = RecentSenders()
-    fanout = Fanout(app[HUB], metrics, lookups, recent)
-    sequencer = Sequencer(
-        store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
-    )
+    recent, ring = RecentSenders(), RecentMessages()
     receipts = Receipts(
         store, app[HUB], app[CLOCK], node, lookups, recent, settings.ack_flush_seconds
+    )
+    reads = DeliveryReads(store, app[CLOCK], lookups, recent, ring, receipts)
+    fanout = Fanout(app[HUB], metrics, lookups, recent, ring, reads.forget_people)
+    sequencer = Sequencer(
+        store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
     )
     services = Services(
         settings=settings,
@@ -94,6 +97,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         franking=app[FRANKING],
         sessions=app[SESSIONS],
         gate=app[GATE],
+        reads=reads,
     )
     app[SERVICES] = services
     fanout.follow(feed, receipts, sequencer.observe)
@@ -103,6 +107,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         async with asyncio.TaskGroup() as group:
             group.create_task(sequencer.run())
             group.create_task(receipts.run(stop))
+            group.create_task(reads.run(stop))
             group.create_task(_purge_loop(store, services, stop))
 
     task = asyncio.create_task(serve(), name=f"carnet-services-{node}")

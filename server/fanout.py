@@ -15,7 +15,7 @@ first thing to shard (by school) when a département outgrows one replica set.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,7 @@ from server.hub import Hub
 from server.lookups import Lookups
 from server.metrics import Metrics
 from server.receipts import Receipts
+from server.recent_messages import RecentMessages
 from server.recent_senders import RecentSenders
 from storage.messages import StoredMessage, view_for
 
@@ -65,17 +66,29 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
 
 
 class Fanout:
-    def __init__(self, hub: Hub, metrics: Metrics, lookups: Lookups, recent: RecentSenders) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        metrics: Metrics,
+        lookups: Lookups,
+        recent: RecentSenders,
+        ring: RecentMessages,
+        people_changed: Callable[[Iterable[str]], None],
+    ) -> None:
         self._hub = hub
         self._metrics = metrics
         self._lookups = lookups
         self._recent = recent
+        self._ring = ring
+        self._people_changed = people_changed
 
     def deliver(self, docs: Sequence[Doc], path: str = "local") -> None:
         """Offer each stored document to its recipient devices connected here."""
         for doc in docs:
+            self._ring.add(doc)
             if "event" in doc:  # membership changed: what this node cached is stale
                 self._lookups.forget_conversation(doc["conversation"])
+                self._people_changed(doc["event"].get("persons", ()))
             else:
                 self._recent.saw(doc["conversation"], doc["seq"], doc["sender_person"])
             for device_id in doc.get("recipients", ()):

@@ -9,6 +9,7 @@ from aiohttp import web
 from crypto import FrankingKeyring
 from server.clock import Clock
 from server.config import Settings
+from server.delivery_reads import DeliveryReads
 from server.device_sessions import DeviceSessions
 from server.fanout import Fanout
 from server.hub import Hub
@@ -35,6 +36,8 @@ class Services:
     sessions: DeviceSessions
     gate: ModerationGate
     """Moderation decisions and incident controls (``server.moderation_gate``)."""
+    reads: DeliveryReads
+    """What logins and catch-ups read, batched or from memory (``server.delivery_reads``)."""
 
 
 SERVICES = web.AppKey("services", Services)

@@ -185,6 +185,18 @@ class ConversationRepository:
         cursor = self._conversations.find({"members": person_id, "archived_at": None}, {"seq": 1})
         return {doc["_id"]: int(doc["seq"]) async for doc in cursor}
 
+    async def of_people(self, person_ids: list[str]) -> dict[str, tuple[str, ...]]:
+        """Person id → ids of their live (not archived) conversations, in one query."""
+        wanted = set(person_ids)
+        found: dict[str, list[str]] = {p: [] for p in person_ids}
+        cursor = self._conversations.find(
+            {"members": {"$in": person_ids}, "archived_at": None}, {"members": 1}
+        )
+        async for doc in cursor:
+            for member in wanted.intersection(doc["members"]):
+                found[member].append(doc["_id"])
+        return {p: tuple(ids) for p, ids in found.items()}
+
     async def seqs(self, conversation_ids: Sequence[str]) -> dict[str, int]:
         """Conversation id → last published seq, for those that exist."""
         cursor = self._conversations.find({"_id": {"$in": list(conversation_ids)}}, {"seq": 1})

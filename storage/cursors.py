@@ -31,6 +31,16 @@ class CursorRepository:
         cursor = self._cursors.find({"device_id": device_id}, {"conversation": 1, "acked_seq": 1})
         return {doc["conversation"]: int(doc["acked_seq"]) async for doc in cursor}
 
+    async def of_devices(self, device_ids: list[str]) -> dict[str, dict[str, int]]:
+        """:meth:`of_device` for many devices in one query (device → conversation → seq)."""
+        found: dict[str, dict[str, int]] = {d: {} for d in device_ids}
+        cursor = self._cursors.find(
+            {"device_id": {"$in": device_ids}}, {"device_id": 1, "conversation": 1, "acked_seq": 1}
+        )
+        async for doc in cursor:
+            found[doc["device_id"]][doc["conversation"]] = int(doc["acked_seq"])
+        return found
+
     async def advance(self, device_id: str, acks: Mapping[str, int], now: datetime) -> None:
         """Move cursors forward (never back): acks are cumulative per conversation."""
         await self.advance_many({device_id: acks}, now)

@@ -169,6 +169,11 @@ class EnrolmentRepository:
         doc = await self._devices.find_one({"_id": device_id})
         return _device(doc) if doc else None
 
+    async def devices(self, device_ids: list[str]) -> dict[str, Device]:
+        """Device id → device, for the ids that exist (revoked ones included)."""
+        cursor = self._devices.find({"_id": {"$in": device_ids}})
+        return {doc["_id"]: _device(doc) async for doc in cursor}
+
     async def devices_of(self, person_id: str) -> list[Device]:
         cursor = self._devices.find({"person_id": person_id, "revoked_at": None})
         return [_device(doc) async for doc in cursor.sort("created_at", ASCENDING)]
