@@ -62,6 +62,9 @@ async function enrol(browser: Browser, code: string, width: number, height: numb
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on('pageerror', (error) => process.stderr.write(`${who} page error: ${error.message}\n`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') process.stderr.write(`${who} console: ${message.text()}\n`);
+  });
   await page.goto(`${url}/app/`);
   await page.getByRole('heading', { name: 'Activer cet appareil' }).waitFor();
   await shot(page, `${who}-enrol-${width}`);
@@ -69,7 +72,16 @@ async function enrol(browser: Browser, code: string, width: number, height: numb
   await page.getByLabel('Phrase secrète (au moins 8 caractères)').fill('correct horse battery');
   await page.getByLabel('Confirmez la phrase secrète').fill('correct horse battery');
   await page.getByRole('button', { name: 'Activer' }).click();
-  await page.getByRole('heading', { name: 'Conversations' }).waitFor();
+  try {
+    await page.getByRole('heading', { name: 'Conversations' }).waitFor();
+  } catch (error) {
+    // Say what the page shows (an error message, or still working) rather than only a timeout.
+    const main = await page.locator('main').innerText({ timeout: 5_000 }).catch(String);
+    const status = await page.locator('#status').innerText({ timeout: 5_000 }).catch(String);
+    process.stderr.write(`${who} enrolment did not finish; page: ${JSON.stringify(main)}; status: ${JSON.stringify(status)}\n`);
+    await page.screenshot({ path: join(out, `${who}-enrol-failed.png`), fullPage: true }).catch(() => undefined);
+    throw error;
+  }
   return page;
 }
 
