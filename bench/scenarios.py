@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from bench import server_metrics
 from bench.dbwrites import WriteCounter
 from bench.pool import Pool, merge
 from bench.procstat import CpuMeter, sample
@@ -119,13 +120,19 @@ class Direct:
         self.pool.command("reset")
         meter, writes = _meter(self.server), WriteCounter.of(self.server)
         writes.start()
+        commits = server_metrics.read(self.server.url)
         meter.start()
         answers = self.pool.command("direct", args)
         meter.stop()
         writes.stop()
+        commits_after = server_metrics.read(self.server.url)
         totals = merge(answers)
         figures = _figures(totals, totals.get("seconds", p.duration), meter)
-        return {**figures, **_writes(writes, totals["stored"], totals["deliveries"])}
+        return {
+            **figures,
+            **_writes(writes, totals["stored"], totals["deliveries"]),
+            **server_metrics.phase(commits, commits_after),
+        }
 
     def run(self) -> dict[str, Any]:
         saturated = self._phase(None)

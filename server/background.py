@@ -110,6 +110,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
             group.create_task(reads.run(stop))
             group.create_task(_purge_loop(store, services, stop))
 
+    await sequencer.repair(app[CLOCK].now())  # heads a dead node recorded, before serving
     task = asyncio.create_task(serve(), name=f"carnet-services-{node}")
     await asyncio.sleep(0)  # let the sequencer open its TaskGroup before requests arrive
     try:

@@ -159,7 +159,7 @@ class DeviceConnection:
             person_id=device.person_id,
             session_token=token,
             session_expires=expires,
-            prekeys_left=await self.store.prekeys.count(device.id),
+            prekeys_left=await self.s.reads.prekeys_left(device.id),
         )
 
     async def drain(self, timeout: float) -> None:
@@ -230,7 +230,7 @@ class DeviceConnection:
         if not isinstance(frame, AuthFrame):
             await self._refuse(ErrorCode.NOT_AUTHENTICATED, "answer the challenge first")
             return None
-        device = await self.store.enrolment.device(frame.device_id)
+        device = await self.s.reads.device(frame.device_id)
         if device is None or device.revoked_at is not None or not self._signed(device, frame):
             await self._refuse(ErrorCode.AUTH_FAILED, "unknown device or bad signature")
             return None
@@ -287,10 +287,8 @@ class DeviceConnection:
     async def _catch_up(self) -> None:
         """Per conversation, what the device has not acknowledged, in seq order."""
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
-        heads = await self.store.conversations.heads(self.device.person_id)
-        cursors = await self.store.cursors.of_device(self.device_id)
-        for conversation, seq in self.s.receipts.acked(self.device_id).items():
-            cursors[conversation] = max(seq, cursors.get(conversation, 0))
+        heads = await self.s.reads.heads(self.device.person_id)
+        cursors = await self.s.reads.cursors(self.device_id)
         page = self.settings.catch_up_page
         for conversation, head in heads.items():
             acked = cursors.get(conversation, 0)
@@ -299,7 +297,7 @@ class DeviceConnection:
             if head <= acked:
                 continue
             # Expired (TTL) or beyond the backlog bound: said once, then skipped.
-            first = await self.store.messages.first_seq(conversation)
+            first = await self.s.reads.first_seq(conversation)
             start = acked
             if first is not None and first > acked + 1 and conversation in cursors:
                 start = first - 1
@@ -311,7 +309,7 @@ class DeviceConnection:
                     await self.outbox.put(*item)
             after = start
             while after < head:
-                found = await self.store.messages.for_device(
+                found = await self.s.reads.messages(
                     self.device_id, conversation, after, page, upto=head
                 )
                 for message in found:
@@ -514,9 +512,10 @@ class DeviceConnection:
             )
             return
         after, page = frame.since, self.settings.catch_up_page
-        while after < conversation.seq:
+        head = self.s.reads.head(conversation)
+        while after < head:
             found = await self.store.messages.for_device(
-                self.device_id, conversation.id, after, page, upto=conversation.seq
+                self.device_id, conversation.id, after, page, upto=head
             )
             for message in found:
                 frame_out = frame_for(message)
@@ -524,5 +523,5 @@ class DeviceConnection:
             if len(found) < page:
                 break
             after = found[-1].seq
-        synced = SyncedFrame(conversation=conversation.id, head=conversation.seq)
+        synced = SyncedFrame(conversation=conversation.id, head=head)
         await self.outbox.put("synced", dump_frame(synced))

@@ -52,7 +52,9 @@ class AddMember(BaseModel):
     person_id: Identifier
 
 
-def conversation_json(c: Conversation, acked: int | None = None) -> dict[str, object]:
+def conversation_json(c: Conversation, head: int, acked: int | None = None) -> dict[str, object]:
+    """A conversation as the API shows it; ``head`` is its last stored seq as this node
+    knows it (``DeliveryReads.head``: the stored counter is published within a second)."""
     body: dict[str, object] = {
         "id": c.id,
         "kind": c.kind.value,
@@ -60,7 +62,7 @@ def conversation_json(c: Conversation, acked: int | None = None) -> dict[str, ob
         "title": c.title,
         "members": list(c.members),
         "owners": list(c.owners),
-        "seq": c.seq,
+        "seq": head,
         "class_id": c.class_id,
         "acknowledge": c.acknowledge,
         "created_by": c.created_by,
@@ -68,7 +70,7 @@ def conversation_json(c: Conversation, acked: int | None = None) -> dict[str, ob
     }
     if acked is not None:
         body["acked_seq"] = acked
-        body["unread"] = max(0, c.seq - acked)
+        body["unread"] = max(0, head - acked)
     return body
 
 
@@ -158,16 +160,24 @@ async def create(request: web.Request) -> web.Response:
     if created:
         await record_event(services, conversation, "created", members, me.id, members)
         conversation = await services.store.conversations.get(conversation.id) or conversation
-    return web.json_response(conversation_json(conversation), status=201 if created else 200)
+    return web.json_response(
+        conversation_json(conversation, services.reads.head(conversation)),
+        status=201 if created else 200,
+    )
 
 
 async def list_mine(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     device, me = await requester(request)
-    cursors = await services.store.cursors.of_device(device.id)
+    cursors = await services.reads.cursors(device.id)
     conversations = await services.store.conversations.of_person(me.id)
     return web.json_response(
-        {"conversations": [conversation_json(c, cursors.get(c.id, 0)) for c in conversations]}
+        {
+            "conversations": [
+                conversation_json(c, services.reads.head(c), cursors.get(c.id, 0))
+                for c in conversations
+            ]
+        }
     )
 
 
@@ -181,8 +191,11 @@ async def member_conversation(request: web.Request, me: Person) -> Conversation:
 async def get_one(request: web.Request) -> web.Response:
     device, me = await requester(request)
     conversation = await member_conversation(request, me)
-    cursors = await request.app[SERVICES].store.cursors.of_device(device.id)
-    return web.json_response(conversation_json(conversation, cursors.get(conversation.id, 0)))
+    reads = request.app[SERVICES].reads
+    cursors = await reads.cursors(device.id)
+    return web.json_response(
+        conversation_json(conversation, reads.head(conversation), cursors.get(conversation.id, 0))
+    )
 
 
 async def add_member(request: web.Request) -> web.Response:
@@ -194,7 +207,7 @@ async def add_member(request: web.Request) -> web.Response:
     body = await read_model(request, AddMember)
     (person,) = await _people(services, [body.person_id], conversation.uai)
     if person.id in conversation.members:
-        return web.json_response(conversation_json(conversation))
+        return web.json_response(conversation_json(conversation, services.reads.head(conversation)))
     await request.app[GATE].check_add(me, conversation, person)
     members = [*conversation.members, person.id]
     await services.store.conversations.set_members(
@@ -202,7 +215,8 @@ async def add_member(request: web.Request) -> web.Response:
     )
     await record_event(services, conversation, "added", [person.id], me.id, members)
     updated = await services.store.conversations.get(conversation.id)
-    return web.json_response(conversation_json(updated or conversation))
+    shown = updated or conversation
+    return web.json_response(conversation_json(shown, services.reads.head(shown)))
 
 
 async def remove_member(request: web.Request) -> web.Response:

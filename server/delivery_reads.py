@@ -34,6 +34,7 @@ from server.node_cache import TtlCache
 from server.receipts import Receipts
 from server.recent_messages import RecentMessages
 from server.recent_senders import RecentSenders
+from storage.conversations import Conversation
 from storage.database import Store
 from storage.messages import StoredMessage, view_for
 from storage.models import Device
@@ -101,8 +102,12 @@ class DeliveryReads:
                 continue
             if person_id not in conversation.members:
                 continue
-            heads[conversation_id] = max(conversation.seq, self._recent.latest(conversation_id))
+            heads[conversation_id] = self.head(conversation)
         return heads
+
+    def head(self, conversation: Conversation) -> int:
+        """The conversation's last stored seq as this node knows it."""
+        return max(conversation.seq, self._recent.latest(conversation.id))
 
     def forget_people(self, person_ids: Iterable[str]) -> None:
         """Their conversations changed (a membership event)."""

@@ -86,11 +86,13 @@ class Fanout:
         """Offer each stored document to its recipient devices connected here."""
         for doc in docs:
             self._ring.add(doc)
-            if "event" in doc:  # membership changed: what this node cached is stale
+            event = doc.get("event")
+            self._recent.saw(
+                doc["conversation"], doc["seq"], None if event else doc["sender_person"]
+            )
+            if event is not None:  # membership changed: what this node cached is stale
                 self._lookups.forget_conversation(doc["conversation"])
-                self._people_changed(doc["event"].get("persons", ()))
-            else:
-                self._recent.saw(doc["conversation"], doc["seq"], doc["sender_person"])
+                self._people_changed(event.get("persons", ()))
             for device_id in doc.get("recipients", ()):
                 connection = self._hub.get(device_id)
                 if connection is None:

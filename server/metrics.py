@@ -43,7 +43,7 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "carnet_message_batch_size",
-            "Messages written together by one group commit of a conversation.",
+            "Messages written together by one group commit (every conversation).",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
             registry=self.registry,
         )

@@ -35,16 +35,22 @@ class RecentSenders:
         self._runs_per_conversation = runs
         self._capacity = conversations
         self._runs: OrderedDict[str, list[_Run]] = OrderedDict()
+        self._latest: dict[str, int] = {}
 
-    def saw(self, conversation: str, seq: int, sender: str) -> None:
-        """A message ``seq`` of ``conversation`` from ``sender`` was stored."""
+    def saw(self, conversation: str, seq: int, sender: str | None) -> None:
+        """A message ``seq`` of ``conversation`` from ``sender`` was stored (an event:
+        no sender; it only moves :meth:`latest`)."""
+        self._latest[conversation] = max(seq, self._latest.get(conversation, 0))
         runs = self._runs.get(conversation)
         if runs is None:
             runs = self._runs[conversation] = []
             if len(self._runs) > self._capacity:
-                self._runs.popitem(last=False)
+                dropped, _ = self._runs.popitem(last=False)
+                self._latest.pop(dropped, None)
         else:
             self._runs.move_to_end(conversation)
+        if sender is None:
+            return
         if runs and runs[-1].sender == sender and seq > runs[-1].last:
             runs[-1].last = seq
             return
@@ -59,9 +65,8 @@ class RecentSenders:
         del runs[: -self._runs_per_conversation]
 
     def latest(self, conversation: str) -> int:
-        """The highest seq seen in ``conversation`` (0 if none)."""
-        runs = self._runs.get(conversation)
-        return max((r.last for r in runs), default=0) if runs else 0
+        """The highest seq seen in ``conversation``, messages and events (0 if none)."""
+        return self._latest.get(conversation, 0)
 
     def senders(self, conversation: str, after: int, upto: int) -> set[str]:
         """People who sent a message with ``after < seq <= upto`` among the runs kept."""

@@ -14,10 +14,15 @@ node whose knowledge was stale gets a duplicate-key error, reloads the head
 and renumbers what it had not written yet. Documents are written in order,
 grouped by conversation, and the write stops at the first error, so a
 sender's messages keep their order and a seq is only ever published once its
-message is stored. After each batch, one ``bulk_write`` raises each
-conversation's ``seq`` (``$max``) to the last stored one: that is the head a
-device catching up reads, and a conversation's counter never runs ahead of
-its messages (no seq is skipped, none reused after it was seen).
+message is stored (no seq is skipped, none reused after it was seen).
+
+Heads: after each batch, ONE update of the node's ``heads`` document records
+the last stored seq of each conversation of the batch (``storage.heads``),
+before anyone hears of it; every ``publish_seconds`` the node raises the
+conversations' ``seq`` counters from there (``$max``, one ``bulk_write``). A
+node starting up publishes every node's recorded heads before it serves
+(:meth:`repair`): a crash loses no head. Devices catching up on a running
+node read heads from what the node saw stored (``server.delivery_reads``).
 
 Within a node, batches are written one after another, so commit order is seq
 order and local delivery (``on_stored``) sees each conversation in order.
@@ -28,6 +33,7 @@ shutdown: in-flight durable writes complete, then the store closes).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import OrderedDict
@@ -50,6 +56,9 @@ MAX_STALLED = 8
 """Rounds in a row in which other writers took every seq of ours before the rest fails."""
 MAX_HEADS = 100_000
 """Conversations whose head a node remembers (least recently written dropped)."""
+SILENT_NODE = timedelta(minutes=10)
+"""A node whose heads document was not written for this long is gone: its
+document is published and dropped by the next :meth:`Sequencer.repair`."""
 Doc = dict[str, Any]
 
 
@@ -87,6 +96,7 @@ class Sequencer:
         lifetime: timedelta,
         on_stored: Callable[[Sequence[Doc]], None],
         metrics: Metrics,
+        publish_seconds: float = 1.0,
     ) -> None:
         self._store = store
         self._node = node
@@ -95,25 +105,45 @@ class Sequencer:
         self._metrics = metrics
         self._pending: list[_Pending] = []
         self._heads: OrderedDict[str, int] = OrderedDict()
-        self._lagging: dict[str, int] = {}
-        """Conversation → stored seq whose ``$max`` failed: retried with the next batch."""
+        self._unpublished: dict[str, int] = {}
+        """Conversation → last stored seq, recorded in ``heads`` but not yet published."""
+        self._publish_seconds = publish_seconds
+        self._written_at: datetime | None = None
+        """When the last batch's newest message was created (the publication's time)."""
         self._wake = asyncio.Event()
         self._accepting = False
         self._closing = asyncio.Event()
 
+    async def repair(self, now: datetime) -> None:
+        """Publish every node's recorded heads (a node may have died before it did);
+        drop the documents of nodes silent for :data:`SILENT_NODE`."""
+        for node in await self._store.heads.all():
+            await self._store.conversations.raise_seqs(node.heads, now)
+            if node.updated_at < now - SILENT_NODE:
+                await self._store.heads.drop(node.node, node.updated_at)
+
     async def run(self) -> None:
         """Serve writes until :meth:`close`, then finish the accepted ones."""
         self._accepting = True
+        published = time.monotonic()
         while True:
+            if self._unpublished and time.monotonic() - published >= self._publish_seconds:
+                await self._publish()
+                published = time.monotonic()
             if not self._pending:
                 if self._closing.is_set():
                     break
                 self._wake.clear()
-                await self._wake.wait()
+                if self._unpublished:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._publish_seconds)
+                else:
+                    await self._wake.wait()
                 continue
             batch = self._pending[:MAX_BATCH]
             del self._pending[:MAX_BATCH]
             await self._write(batch)
+        await self._publish()
 
     def close(self) -> None:
         """Stop accepting writes; :meth:`run` returns once the queue is drained."""
@@ -185,14 +215,20 @@ class Sequencer:
         answers = [(p, _result(doc)) for p, doc in written] + retried
         if not answers:
             return
-        try:  # published before anyone hears of it: a device catching up reads this head
-            await self._publish_heads(
-                [(p.message.conversation, result.seq) for p, result in answers],
-                max(p.message.created_at for p, _ in answers),
+        heads: dict[str, int] = {}
+        for pending, result in answers:
+            conversation = pending.message.conversation
+            heads[conversation] = max(heads.get(conversation, 0), result.seq)
+        try:  # recorded before anyone hears of it: no crash loses a head
+            await self._store.heads.record(
+                self._node, heads, max(p.message.created_at for p, _ in answers)
             )
-        except Exception as exc:  # stored, not acknowledged: a retry (same id) publishes it
+        except Exception as exc:  # stored, not acknowledged: a retry (same id) records it
             _fail([p for p, _ in answers], exc)
             return
+        for conversation, seq in heads.items():
+            self._unpublished[conversation] = max(seq, self._unpublished.get(conversation, 0))
+        self._written_at = max(p.message.created_at for p, _ in answers)
         self._metrics.store_latency.observe(time.perf_counter() - started)
         self._metrics.batch_size.observe(len(written))
         for pending, result in answers:
@@ -269,17 +305,18 @@ class Sequencer:
         counters = await self._store.conversations.seqs([conversation])
         return max(stored or 0, counters.get(conversation, 0))
 
-    async def _publish_heads(self, seqs: list[tuple[str, int]], now: datetime) -> None:
-        """Raise each conversation's counter to its last stored seq (``$max``).
-
-        What cannot be published now is kept and published with the next batch.
-        """
-        heads = dict(self._lagging)
-        for conversation, seq in seqs:
-            heads[conversation] = max(heads.get(conversation, 0), seq)
-        self._lagging = heads
-        await self._store.conversations.raise_seqs(heads, now)
-        self._lagging = {}
+    async def _publish(self) -> None:
+        """Raise the conversations' counters to what was recorded, then forget it."""
+        if not self._unpublished or self._written_at is None:
+            return
+        heads, self._unpublished = self._unpublished, {}
+        try:
+            await self._store.conversations.raise_seqs(heads, self._written_at)
+            await self._store.heads.forget(self._node, list(heads))
+        except Exception as exc:  # recorded in `heads`: published next time (or by repair)
+            log.warning("conversation heads not published (%s); retried", type(exc).__name__)
+            for conversation, seq in heads.items():
+                self._unpublished[conversation] = max(seq, self._unpublished.get(conversation, 0))
 
 
 def _result(doc: Doc) -> WriteResult:

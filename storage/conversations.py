@@ -180,11 +180,6 @@ class ConversationRepository:
         async for doc in self._conversations.find({"updated_at": {"$gte": since}}):
             yield _conversation(doc)
 
-    async def heads(self, person_id: str) -> dict[str, int]:
-        """Conversation id → last seq, for every live conversation of a person."""
-        cursor = self._conversations.find({"members": person_id, "archived_at": None}, {"seq": 1})
-        return {doc["_id"]: int(doc["seq"]) async for doc in cursor}
-
     async def of_people(self, person_ids: list[str]) -> dict[str, tuple[str, ...]]:
         """Person id → ids of their live (not archived) conversations, in one query."""
         wanted = set(person_ids)

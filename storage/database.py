@@ -24,6 +24,7 @@ from storage.directory import DirectoryRepository
 from storage.dpo_requests import RequestRepository
 from storage.enrolment import EnrolmentRepository
 from storage.errors import DatabaseUnavailable
+from storage.heads import HeadRepository
 from storage.leases import LeaseRepository
 from storage.legal_holds import LegalHoldRepository
 from storage.messages import MessageRepository
@@ -67,6 +68,7 @@ class Store:
         self.enrolment = EnrolmentRepository(client, self.db, options.max_code_attempts)
         self.conversations = ConversationRepository(self.db)
         self.messages = MessageRepository(self.db)
+        self.heads = HeadRepository(self.db)
         self.cursors = CursorRepository(self.db)
         self.receipts = ReceiptRepository(self.db)
         self.attachments = AttachmentRepository(self.db)
@@ -121,6 +123,7 @@ class Store:
                 self.enrolment,
                 self.conversations,
                 self.messages,
+                self.heads,
                 self.cursors,
                 self.receipts,
                 self.attachments,

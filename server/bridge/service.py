@@ -140,7 +140,7 @@ class BridgeDevices:
         if device is None:
             return 0
         state = self._open_state(device)
-        heads = await self.store.conversations.heads(device.person_id)
+        heads = await self.s.reads.heads(device.person_id)
         cursors = await self.store.cursors.of_device(device_id)
         acks: dict[str, int] = {}
         opened = 0

@@ -8,6 +8,7 @@ memory of heads); nothing here is simulated but the network between them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage
 
-NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 Doc = dict[str, Any]
 
 
@@ -145,3 +146,38 @@ async def test_a_send_to_a_missing_conversation_fails_alone(store: Store) -> Non
     assert not isinstance(good, BaseException) and good.seq == 1
     assert isinstance(missing, KeyError)
     assert await store.messages.collection.count_documents({}) == 1
+
+
+async def test_heads_recorded_by_a_node_that_died_are_published_by_the_next(
+    store: Store,
+) -> None:
+    c = await conversation(store)
+    dead = Sequencer(store, "dead", timedelta(days=30), lambda docs: None, Metrics(), 3600.0)
+    task = asyncio.create_task(dead.run())
+    await asyncio.sleep(0)
+    await dead.submit(message(c, "before-crash"))
+    task.cancel()  # killed: it never published (its interval is an hour)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert (await store.conversations.seqs([c]))[c] == 0
+    assert [n.heads for n in await store.heads.all()] == [{c: 1}]
+    fresh = Sequencer(store, "fresh", timedelta(days=30), lambda docs: None, Metrics())
+    await fresh.repair(NOW)
+    assert (await store.conversations.seqs([c]))[c] == 1
+    await fresh.repair(NOW + timedelta(hours=1))  # silent for long: its document goes
+    assert await store.heads.all() == []
+
+
+async def test_a_running_node_publishes_heads_and_forgets_what_it_published(
+    store: Store,
+) -> None:
+    c = await conversation(store)
+    async with Node(store, "a") as node:
+        node.sequencer._publish_seconds = 0.05  # noqa: SLF001 - a short interval for the test
+        await node.sequencer.submit(message(c, "x"))
+        for _ in range(100):  # bounded: 5 s
+            if (await store.conversations.seqs([c]))[c] == 1:
+                break
+            await asyncio.sleep(0.05)
+    assert (await store.conversations.seqs([c]))[c] == 1
+    assert [n.heads for n in await store.heads.all()] == [{}]
