@@ -84,6 +84,8 @@ class Settings(BaseSettings):
 
     log_level: Annotated[str, Field(pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")] = "INFO"
     log_format: Literal["text", "json"] = "text"
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    """The event loop of ``carnet`` commands: uvloop (less CPU per frame) or the standard one."""
     """``json``: one JSON object per line (containers, log shippers)."""
 
     # SMTP bridge (docs/email-bridge.md); off unless CARNET_BRIDGE_KEY is set.
