@@ -17,9 +17,8 @@ whole cost of the storm. So, per node:
 - the lowest stored seq of a conversation (expiry) is kept a few seconds;
 - recent messages come from the node's ring (``server.recent_messages``)
   when it holds the whole range, else from the database;
-- the prekey count told in ``ready`` is kept :data:`PREKEYS_TTL` seconds and
-  forgotten when this node's API changes it (it is advisory: the device tops
-  up when told ``prekeys_low``).
+- the prekey count told in ``ready`` is a counter kept beside the prekeys
+  (``storage.prekeys``), read with the concurrent logins' ones.
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ from storage.models import Device
 
 PEOPLE_TTL = 60.0
 FIRST_SEQ_TTL = 5.0
-PREKEYS_TTL = 30.0
 
 
 class DeliveryReads:
@@ -67,13 +65,15 @@ class DeliveryReads:
         )
         self._people: TtlCache[str, tuple[str, ...]] = TtlCache(PEOPLE_TTL)
         self._first_seq: TtlCache[str, int] = TtlCache(FIRST_SEQ_TTL)
-        self._prekeys: TtlCache[str, int] = TtlCache(PREKEYS_TTL)
+        self._prekeys: BatchLoader[str, int] = BatchLoader(store.prekeys.counts, 0)
 
     async def run(self, stop: asyncio.Event) -> None:
         """The batch loaders' tasks, until ``stop``."""
         async with asyncio.TaskGroup() as group:
-            for loader in (self._devices, self._cursors, self._people_loader):
-                group.create_task(loader.run(stop))
+            group.create_task(self._devices.run(stop))
+            group.create_task(self._cursors.run(stop))
+            group.create_task(self._people_loader.run(stop))
+            group.create_task(self._prekeys.run(stop))
 
     # --- login ------------------------------------------------------------------
 
@@ -85,10 +85,8 @@ class DeliveryReads:
         return dict(await self._store.enrolment.devices(ids))
 
     async def prekeys_left(self, device_id: str) -> int:
-        return await self._prekeys.get(device_id, self._store.prekeys.count) or 0
-
-    def forget_prekeys(self, device_id: str) -> None:
-        self._prekeys.forget(device_id)
+        """One-time prekeys the device has on the server (read with concurrent logins')."""
+        return await self._prekeys.load(device_id)
 
     # --- catch-up ----------------------------------------------------------------
 

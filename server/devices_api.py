@@ -24,7 +24,6 @@ from protocol import ErrorCode, PrekeysLowFrame, dump_frame
 from protocol.frames import B64
 from server.errors import ApiError, read_model
 from server.moderation_gate import GATE
-from server.services import SERVICES
 from server.state import CLOCK, HUB, SESSIONS, STORE
 from storage.models import Device
 from storage.prekeys import OneTimePrekey, SignedPrekey
@@ -110,7 +109,6 @@ async def put_prekeys(request: web.Request) -> web.Response:
         [OneTimePrekey(k.id, k.key) for k in body.one_time_prekeys],
         request.app[CLOCK].now(),
     )
-    request.app[SERVICES].reads.forget_prekeys(device.id)
     return web.json_response({"prekeys_left": left})
 
 
@@ -147,7 +145,6 @@ async def _bundle(request: web.Request, device: Device) -> dict[str, object] | N
         return None
     one_time = await store.prekeys.take_one_time(device.id)
     if one_time is not None:
-        request.app[SERVICES].reads.forget_prekeys(device.id)
         remaining = await store.prekeys.count(device.id)
         if remaining < PREKEYS_LOW:
             request.app[HUB].notify(

@@ -49,6 +49,9 @@ class PrekeyRepository:
     def __init__(self, db: AsyncDatabase[Doc]) -> None:
         self._signed = db["signed_prekeys"]
         self._one_time = db["one_time_prekeys"]
+        self._counts = db["prekey_counts"]
+        """``{_id: device id, n}``: one-time prekeys held, kept by :meth:`publish` and
+        :meth:`take_one_time`, so that a login reads it with others' in one query."""
 
     async def create_indexes(self) -> None:
         await self._one_time.create_index(
@@ -98,7 +101,9 @@ class PrekeyRepository:
             except BulkWriteError as exc:
                 if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                     raise
-        return await self.count(device_id)
+        held = await self.count(device_id)
+        await self._counts.replace_one({"_id": device_id}, {"n": held}, upsert=True)
+        return held
 
     async def signed_prekey(self, device_id: str) -> SignedPrekey | None:
         doc = await self._signed.find_one({"_id": device_id})
@@ -108,6 +113,20 @@ class PrekeyRepository:
 
     async def count(self, device_id: str) -> int:
         return await self._one_time.count_documents({"device_id": device_id})
+
+    async def counts(self, device_ids: list[str]) -> dict[str, int]:
+        """One-time prekeys held per device, in one query (counted for those without)."""
+        found = {
+            d["_id"]: max(0, int(d["n"]))
+            async for d in self._counts.find({"_id": {"$in": device_ids}})
+        }
+        for device_id in device_ids:
+            if device_id not in found:  # never published since counts were kept
+                found[device_id] = await self.count(device_id)
+                await self._counts.replace_one(
+                    {"_id": device_id}, {"n": found[device_id]}, upsert=True
+                )
+        return found
 
     async def take_one_time(self, device_id: str) -> OneTimePrekey | None:
         """Remove and return the device's oldest one-time prekey, atomically.
@@ -130,9 +149,11 @@ class PrekeyRepository:
             for doc in candidates:
                 claimed = await self._one_time.delete_one({"_id": doc["_id"]})
                 if claimed.deleted_count == 1:
+                    await self._counts.update_one({"_id": device_id}, {"$inc": {"n": -1}})
                     return OneTimePrekey(doc["key_id"], bytes(doc["key"]))
         return None
 
     async def forget_device(self, device_id: str) -> None:
         await self._signed.delete_one({"_id": device_id})
         await self._one_time.delete_many({"device_id": device_id})
+        await self._counts.delete_one({"_id": device_id})

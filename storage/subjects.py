@@ -58,6 +58,7 @@ SELF_MANAGED = frozenset(
         "enrolment_codes",
         "signed_prekeys",
         "one_time_prekeys",
+        "prekey_counts",
         # RGPD records, each with its own rule
         "audit_log",
         "audit_heads",
