@@ -1,11 +1,17 @@
 """One device's WebSocket connection: challenge login, then send / deliver / ack.
 
 Tasks of a connection live in one ``asyncio.TaskGroup`` (STYLE.md, structured
-concurrency): the reader (frames from the device), the writer (the outbox to
-the socket), the catch-up (stored messages to the outbox), the gap resolver
-(see ``server.ordering``), and two watches that close the connection (slow
-reader, superseded). When one of them ends the connection, the group cancels
-the others; nothing outlives the connection.
+concurrency), entered by the connection's own handler task, which then reads
+frames from the device until the connection ends. The other tasks exist only
+while they have work (docs/architecture.md, "Per connection"): the catch-up
+(stored messages to the outbox, ends when the device is live), the writer
+(started when a frame enters an empty outbox, ends when it is empty again),
+the gap resolver (started when a live message waits for a lower seq, see
+``server.ordering``), and the closer (started by the first close reason: slow
+reader, superseded, logged out). An idle connection holds its handler task
+and nothing else. When one of them ends the connection, the group cancels the
+others; nothing outlives the connection. A send's durable write is answered
+by a callback on its future, not by a task.
 
 Delivery (docs/protocol.md, "Delivery"): at login the device first receives,
 per conversation and in seq order, what it has not acknowledged (catch-up),
@@ -24,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Coroutine
+from functools import partial
+from typing import Any, NamedTuple
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSMessage, WSMsgType, web
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
@@ -51,7 +60,7 @@ from protocol.session import ConnectionLifecycle, ConnectionState
 from server.fanout import frame_for, millis
 from server.moderation_gate import SendVerdict
 from server.ordering import OrderingBuffer
-from server.outbox import Outbox
+from server.outbox import Outbox, Waiters
 from server.sequencer import SequencerClosed
 from server.services import Services
 from storage.conversations import ConversationKind
@@ -69,9 +78,9 @@ CLOSE_POLICY = 1008
 CLOSE_WAIT = 2.0
 """Seconds a closing handshake may take before the connection is dropped."""
 GAP_WAIT_SECONDS = 0.2
+"""How long a held message waits for a missing lower seq before the database is asked."""
 MAX_IN_FLIGHT = 64
 """Sends of one connection whose durable write may be pending at once."""
-"""How long a held message waits for a missing lower seq before the database is asked."""
 
 Item = tuple[str, str]
 
@@ -80,8 +89,44 @@ class _Closed(Exception):
     """Ends a connection's task group (the reason is already logged and counted)."""
 
 
+class Identity(NamedTuple):
+    """Who is logged in on a connection: what it keeps of the ``Device`` record
+    (≈ 1 KiB as a pydantic model, 56 bytes as this)."""
+
+    id: str
+    person_id: str
+
+
 class DeviceConnection:
     """Serves one WebSocket from challenge to close."""
+
+    # Slots: ten thousand idle connections per node (issue 9), no __dict__ each.
+    __slots__ = (
+        "ws",
+        "transport",
+        "s",
+        "settings",
+        "store",
+        "metrics",
+        "nonce",
+        "lifecycle",
+        "outbox",
+        "ordering",
+        "device",
+        "device_id",
+        "person_id",
+        "live",
+        "_bad_frames",
+        "_group",
+        "_progress",
+        "_ending",
+        "_handling",
+        "_writes",
+        "_draining",
+        "_drained",
+        "_gap_pending",
+        "_resolving",
+    )
 
     def __init__(
         self,
@@ -98,61 +143,81 @@ class DeviceConnection:
         self.metrics = services.metrics
         self.nonce = nonce
         self.lifecycle = ConnectionLifecycle()
-        self.outbox = Outbox(self.settings.outbound_queue_bytes)
+        self.outbox = Outbox(self.settings.outbound_queue_bytes, self._start_writer)
         self.ordering: OrderingBuffer[Item] = OrderingBuffer()
-        self.device: Device | None = None
+        self.device: Identity | None = None
         self.device_id = ""
         self.person_id = ""
         self.live = False
         self._bad_frames = 0
-        self._superseded = asyncio.Event()
-        self._logged_out = asyncio.Event()
-        self._gap = asyncio.Event()
-        self._draining = False
-        self._drained = asyncio.Event()
-        self._handling = asyncio.Lock()
-        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
         self._group: asyncio.TaskGroup | None = None
+        """Set while the connection is served (after login)."""
+        self._progress = Waiters()
+        """Wakes the waits below: a frame handled, a write answered, the drain done."""
+        self._ending: tuple[int, str] | None = None
+        """The first close reason (4001, 4002, 4003): the closer's code and message."""
+        self._handling = False
+        self._writes = 0
+        """Sends whose durable write is pending (at most MAX_IN_FLIGHT)."""
+        self._draining = False
+        self._drained = False
+        self._gap_pending = False
+        self._resolving = False
 
     # --- life cycle -----------------------------------------------------------
 
     async def run(self) -> None:
-        """Challenge, authenticate, then serve until either side closes."""
-        challenge = ChallengeFrame(nonce=self.nonce, origin=self.settings.public_origin)
-        await self._send_now("challenge", dump_frame(challenge))
-        device = await self._authenticate()
-        if device is None:
+        """Challenge, authenticate, then serve until either side closes.
+
+        This coroutine lives as long as the connection: what it needs only for
+        the login is held by the helpers it awaits, not by its own locals.
+        """
+        if not await self._log_in():
             return
-        self.device, self.device_id, self.person_id = device, device.id, device.person_id
-        if not await self.s.gate.controls.login(self, device.person_id, self.s.clock.now()):
-            await self._refuse(ErrorCode.UNAUTHORIZED, "your school logged devices out; retry")
-            return
-        self.lifecycle.move(ConnectionState.AUTHENTICATED)
-        # `ready` is the first frame after login: queue it before anything live can be.
-        self.outbox.offer("ready", dump_frame(await self._ready_frame(device)))
-        previous = self.s.hub.attach(self)
-        if previous is not None:
-            await previous.supersede()
         self.metrics.connected_devices.inc()
         try:
             async with asyncio.TaskGroup() as group:
                 self._group = group
-                group.create_task(self._writer())
-                group.create_task(self._catch_up())
-                group.create_task(self._resolve_gaps())
-                group.create_task(self._watch_overflow())
-                group.create_task(self._watch_superseded())
-                group.create_task(self._watch_logged_out())
-                group.create_task(self._reader())
+                await self._start()
+                await self._reader()
         except* _Closed:
             pass
         finally:
+            self._group = None
             self.s.gate.controls.logout(self)
             self.s.hub.detach(self)
             self.metrics.connected_devices.dec()
             self.lifecycle.close()
 
-    async def _ready_frame(self, device: Device) -> ReadyFrame:
+    async def _log_in(self) -> bool:
+        """The challenge and its answer; False if the device was refused (and closed)."""
+        challenge = ChallengeFrame(nonce=self.nonce, origin=self.settings.public_origin)
+        await self._send_now("challenge", dump_frame(challenge))
+        device = await self._authenticate()
+        if device is None:
+            return False
+        self.nonce = b""  # answered
+        self.device = Identity(device.id, device.person_id)
+        self.device_id, self.person_id = device.id, device.person_id
+        if not await self.s.gate.controls.login(self, device.person_id, self.s.clock.now()):
+            await self._refuse(ErrorCode.UNAUTHORIZED, "your school logged devices out; retry")
+            return False
+        self.lifecycle.move(ConnectionState.AUTHENTICATED)
+        return True
+
+    async def _start(self) -> None:
+        """``ready``, then live deliveries (attached to the hub), then the catch-up."""
+        if self._ending is not None:  # logged out before the group was entered
+            self._spawn(self._close_for_reason)
+        assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
+        # `ready` is the first frame after login: queue it before anything live can be.
+        self._offer("ready", dump_frame(await self._ready_frame(self.device)))
+        previous = self.s.hub.attach(self)
+        if previous is not None:
+            await previous.supersede()
+        self._spawn(self._catch_up)
+
+    async def _ready_frame(self, device: Identity) -> ReadyFrame:
         token, expires = self.s.sessions.issue(device.id, self.s.clock.now())
         return ReadyFrame(
             device_id=device.id,
@@ -167,35 +232,82 @@ class DeviceConnection:
         (its ``sent``), handle nothing more, close with 1001 GOING_AWAY."""
         if self.lifecycle.state is not ConnectionState.AUTHENTICATED:
             return  # still in the challenge (closed by the gateway) or already over
-        self._draining = True
+        self._draining = True  # the reader handles no frame after this one
         try:
-            await asyncio.wait_for(self._handling.acquire(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._progress.until(self._idle)
         except TimeoutError:
             log.warning("device %s: frame still in flight at shutdown", self.device_id)
         try:  # the sends still being written: their `sent` goes out before the close
             async with asyncio.timeout(timeout):
-                for _ in range(MAX_IN_FLIGHT):
-                    await self._in_flight.acquire()
+                await self._progress.until(self._all_written)
         except TimeoutError:
             log.warning("device %s: writes still pending at shutdown", self.device_id)
         await self.outbox.flush(timeout)
         await self._close(1001, "server shutdown")
-        self._drained.set()
+        self._drained = True
+        self._progress.notify()
+
+    def _idle(self) -> bool:
+        return not self._handling
+
+    def _all_written(self) -> bool:
+        return self._writes == 0
+
+    def _is_drained(self) -> bool:
+        return self._drained
 
     async def supersede(self) -> None:
         """A newer connection of this device took over: close this one (4001)."""
-        self._superseded.set()
+        self._end(CLOSE_SUPERSEDED, "superseded by a newer connection")
+
+    def log_out(self) -> None:
+        """The school logged every device out (an incident control): close with 4003."""
+        self._end(CLOSE_LOGGED_OUT, "logged out by your school; log in again")
 
     def deliver_live(self, conversation: str, seq: int, kind: str, text: str) -> None:
         """A message for this device was stored: deliver it in its conversation's order."""
         for item in self.ordering.offer(conversation, seq, (kind, text)):
-            self.outbox.offer(*item)
+            self._offer(*item)
         if self.live and self.ordering.gaps():
-            self._gap.set()
+            self._gap_found()
 
     def notify(self, kind: str, text: str) -> None:
         """An unsequenced frame (``prekeys_low``)."""
-        self.outbox.offer(kind, text)
+        self._offer(kind, text)
+
+    def _offer(self, kind: str, text: str) -> None:
+        """Queue a frame; a full outbox closes the connection as a slow reader (4002)."""
+        if not self.outbox.offer(kind, text):
+            if self._ending is None:
+                log.info("device %s: slow reader, closing", self.device_id)
+            self._end(CLOSE_SLOW_READER, "slow reader: reconnect and catch up")
+
+    def _end(self, code: int, message: str) -> None:
+        """The one close-reason path (4001, 4002, 4003): the first reason starts
+        the closer, which closes the socket and ends the connection."""
+        if self._ending is not None:
+            return
+        self._ending = (code, message)
+        self._spawn(self._close_for_reason)  # before `run` enters the group: `run` starts it
+
+    async def _close_for_reason(self) -> None:
+        assert self._ending is not None  # noqa: S101 - started by _end
+        await self._close(*self._ending)
+        raise _Closed
+
+    def _spawn(self, work: Callable[[], Coroutine[Any, Any, None]]) -> bool:
+        """Start ``work()`` in the connection's task group; False if the connection
+        is not served (not yet, or no longer)."""
+        if self._group is None:
+            return False
+        coroutine = work()
+        try:
+            self._group.create_task(coroutine)
+        except RuntimeError:  # the group is shutting down: the connection is ending
+            coroutine.close()
+            return False
+        return True
 
     async def _close(self, code: int, message: str) -> None:
         self.metrics.closes.labels(str(code)).inc()
@@ -255,34 +367,18 @@ class DeviceConnection:
         await self.ws.send_str(text)
         self.metrics.frames_out.labels(kind).inc()
 
+    def _start_writer(self) -> None:
+        self._spawn(self._writer)
+
     async def _writer(self) -> None:
-        while True:
-            kind, text = await self.outbox.get()
+        """Write the outbox until it is empty (the outbox starts it again)."""
+        while (item := self.outbox.next()) is not None:
             try:
-                await self._send_now(kind, text)
+                await self._send_now(*item)
             except ConnectionError:
+                if self.lifecycle.state is not ConnectionState.AUTHENTICATED:
+                    return  # a close is under way: it ends the connection
                 raise _Closed from None
-            self.outbox.task_done()
-
-    async def _watch_overflow(self) -> None:
-        await self.outbox.overflowed.wait()
-        log.info("device %s: slow reader, closing", self.device_id)
-        await self._close(CLOSE_SLOW_READER, "slow reader: reconnect and catch up")
-        raise _Closed
-
-    async def _watch_superseded(self) -> None:
-        await self._superseded.wait()
-        await self._close(CLOSE_SUPERSEDED, "superseded by a newer connection")
-        raise _Closed
-
-    def log_out(self) -> None:
-        """The school logged every device out (an incident control): close with 4003."""
-        self._logged_out.set()
-
-    async def _watch_logged_out(self) -> None:
-        await self._logged_out.wait()
-        await self._close(CLOSE_LOGGED_OUT, "logged out by your school; log in again")
-        raise _Closed
 
     async def _catch_up(self) -> None:
         """Per conversation, what the device has not acknowledged, in seq order."""
@@ -322,7 +418,7 @@ class DeviceConnection:
                 await self.outbox.put(*item)
         self.live = True
         if self.ordering.gaps():
-            self._gap.set()
+            self._gap_found()
 
     async def _put_ordered(self, message: StoredMessage) -> None:
         frame = frame_for(message)
@@ -331,36 +427,61 @@ class DeviceConnection:
         ):
             await self.outbox.put(*item)
 
+    def _gap_found(self) -> None:
+        """A live message waits for a lower seq: start the resolver unless it runs."""
+        self._gap_pending = True
+        if not self._resolving:
+            self._resolving = self._spawn(self._resolve_gaps)
+
     async def _resolve_gaps(self) -> None:
-        """Fill or skip gaps that a live message has been waiting on (ordering rule 2)."""
-        while True:
-            await self._gap.wait()
-            self._gap.clear()
-            await asyncio.sleep(GAP_WAIT_SECONDS)
-            for conversation, (low, high) in self.ordering.gaps().items():
-                found = await self.store.messages.for_device(
-                    self.device_id, conversation, low - 1, high - low + 1, upto=high
-                )
-                for message in found:
-                    await self._put_ordered(message)
-                for item in self.ordering.skip_through(conversation, high, late=True):
-                    await self.outbox.put(*item)
+        """Fill or skip gaps that a live message has been waiting on (ordering rule 2);
+        ends when no gap was found during its last pass."""
+        try:
+            while self._gap_pending:
+                self._gap_pending = False
+                await asyncio.sleep(GAP_WAIT_SECONDS)
+                for conversation, (low, high) in self.ordering.gaps().items():
+                    found = await self.store.messages.for_device(
+                        self.device_id, conversation, low - 1, high - low + 1, upto=high
+                    )
+                    for message in found:
+                        await self._put_ordered(message)
+                    for item in self.ordering.skip_through(conversation, high, late=True):
+                        await self.outbox.put(*item)
+        finally:
+            self._resolving = False
 
     async def _reader(self) -> None:
-        while True:
-            msg = await self.ws.receive()
-            if self._draining:  # shutdown: what was not handled was not acknowledged
-                await self._drained.wait()
-                raise _Closed
-            if msg.type == WSMsgType.TEXT:
-                async with self._handling:
-                    await self._on_text(msg.data)
-            elif msg.type == WSMsgType.BINARY:
-                await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "frames are JSON text"))
-            else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp answers 1009 itself)
-                if msg.type == WSMsgType.ERROR:
-                    self.metrics.closes.labels(str(self.ws.close_code)).inc()
-                raise _Closed
+        """Frames from the device, one at a time, in the connection's handler task
+        (no local keeps the last frame while the next is awaited)."""
+        while await self._on_message(await self.ws.receive()):
+            pass
+
+    async def _on_message(self, msg: WSMessage) -> bool:
+        """Handle one message; False if the connection ends and the closer finishes it.
+
+        Raises:
+            _Closed: the connection ends here.
+        """
+        if self._draining:  # shutdown: what was not handled was not acknowledged
+            await self._progress.until(self._is_drained)
+            raise _Closed
+        if msg.type == WSMsgType.TEXT:
+            self._handling = True
+            try:
+                await self._on_text(msg.data)
+            finally:
+                self._handling = False
+                self._progress.notify()
+        elif msg.type == WSMsgType.BINARY:
+            await self._bad_frame(ProtocolError(ErrorCode.BAD_FRAME, "frames are JSON text"))
+        else:  # CLOSE, CLOSING, CLOSED, ERROR (aiohttp answers 1009 itself)
+            if msg.type == WSMsgType.ERROR:
+                self.metrics.closes.labels(str(self.ws.close_code)).inc()
+            if self._ending is not None:
+                return False  # the closer finishes the closing handshake, then ends the group
+            raise _Closed
+        return True
 
     # --- frames ---------------------------------------------------------------
 
@@ -403,7 +524,7 @@ class DeviceConnection:
 
     def _error(self, code: ErrorCode, message: str, ref: str | None = None) -> None:
         self.metrics.errors.labels(code.value).inc()
-        self.outbox.offer("error", dump_frame(ErrorFrame(code=code, message=message, ref=ref)))
+        self._offer("error", dump_frame(ErrorFrame(code=code, message=message, ref=ref)))
 
     async def _on_send(self, frame: SendFrame) -> None:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)
@@ -431,7 +552,7 @@ class DeviceConnection:
         verdict = await self.s.gate.check_send(me, conversation)
         if verdict.code is not None:
             self.metrics.errors.labels(verdict.code.value).inc()
-            self.outbox.offer("error", dump_frame(verdict.error_frame(ref)))
+            self._offer("error", dump_frame(verdict.error_frame(ref)))
             return
         message = verdict.applied(self._message(frame), owners)
         try:
@@ -441,12 +562,18 @@ class DeviceConnection:
             return
         # Pipelining: the next frame is read while this write is in flight (its
         # place in the conversation is already fixed), so that concurrent sends
-        # share a group commit; at most MAX_IN_FLIGHT sends wait at once.
-        await self._in_flight.acquire()
-        assert self._group is not None  # noqa: S101 - set while the connection runs
-        self._group.create_task(self._answer_send(ref, message, conversation.id, verdict, written))
+        # share a group commit; at most MAX_IN_FLIGHT sends wait at once. The
+        # write's future answers the send (a callback, no task per send).
+        self._writes += 1
+        written.add_done_callback(
+            partial(self._answer_send, ref, message, conversation.id, verdict)
+        )
+        await self._progress.until(self._may_write)
 
-    async def _answer_send(
+    def _may_write(self) -> bool:
+        return self._writes <= MAX_IN_FLIGHT
+
+    def _answer_send(
         self,
         ref: str,
         message: NewMessage,
@@ -454,14 +581,19 @@ class DeviceConnection:
         verdict: SendVerdict,
         written: asyncio.Future[WriteResult],
     ) -> None:
-        try:
-            result = await written
-        except (DatabaseUnavailable, DriverError, KeyError):
-            log.warning("device %s: a send was not stored", self.device_id)
+        self._writes -= 1
+        self._progress.notify()
+        failure = None if written.cancelled() else written.exception()
+        if written.cancelled() or failure is not None:
+            if failure is not None and not isinstance(
+                failure, (DatabaseUnavailable, DriverError, KeyError)
+            ):
+                log.error("device %s: a send failed", self.device_id, exc_info=failure)
+            else:
+                log.warning("device %s: a send was not stored", self.device_id)
             self._error(ErrorCode.STORE_UNAVAILABLE, "not stored; retry with the same id", ref)
             return
-        finally:
-            self._in_flight.release()
+        result = written.result()
         sent = SentFrame(
             client_msg_id=ref,
             message_id=message.message_id,
@@ -471,9 +603,9 @@ class DeviceConnection:
             stamp=result.stamp,
             **verdict.told(),
         )
-        self.outbox.offer("sent", dump_frame(sent))
+        self._offer("sent", dump_frame(sent))
         for item in self.ordering.skip(conversation_id, result.seq):
-            self.outbox.offer(*item)
+            self._offer(*item)
 
     def _message(self, frame: SendFrame) -> NewMessage:
         assert self.device is not None  # noqa: S101 - authenticated (protocol.session rule 3)

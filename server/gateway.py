@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import secrets
-import weakref
 
 from aiohttp import WSCloseCode, web
 
@@ -23,8 +22,7 @@ from server.errors import ApiError
 from server.services import SERVICES
 from server.state import SETTINGS
 
-SOCKETS = web.AppKey("sockets", weakref.WeakSet[web.WebSocketResponse])
-CONNECTIONS = web.AppKey("connections", weakref.WeakSet[DeviceConnection])
+CONNECTIONS = web.AppKey("connections", set[DeviceConnection])
 DRAIN_SECONDS = 5.0
 NONCE_BYTES = 32
 
@@ -43,7 +41,6 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         compress=False,
     )
     await ws.prepare(request)
-    app[SOCKETS].add(ws)
     connection = DeviceConnection(
         ws,
         app[SERVICES],
@@ -77,15 +74,14 @@ async def close_all(app: web.Application) -> None:
     """``on_shutdown`` (the listening socket is already closed): every connection
     finishes the frame it is handling, sends its answer, and closes with 1001
     GOING_AWAY; sockets still in the challenge are closed with 1001 directly."""
-    connections: weakref.WeakSet[DeviceConnection] = app[CONNECTIONS]
-    await asyncio.gather(*(c.drain(DRAIN_SECONDS) for c in list(connections)))
-    sockets: weakref.WeakSet[web.WebSocketResponse] = app[SOCKETS]
-    for ws in list(sockets):
-        await ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
+    live = app[CONNECTIONS]
+    connections = list(live)
+    await asyncio.gather(*(c.drain(DRAIN_SECONDS) for c in connections))
+    for connection in connections:
+        await connection.ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
 
 def setup(app: web.Application) -> None:
-    app[SOCKETS] = weakref.WeakSet()
-    app[CONNECTIONS] = weakref.WeakSet()
+    app[CONNECTIONS] = set()
     app.router.add_get("/v1/ws", websocket)
     app.on_shutdown.append(close_all)

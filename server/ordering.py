@@ -24,22 +24,28 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 MAX_LATE_RANGES = 32
 
 
-@dataclass
 class _Stream(Generic[T]):
-    expected: int
-    held: dict[int, T] = field(default_factory=dict)
-    late: list[tuple[int, int]] = field(default_factory=list)
-    """Ranges skipped by gap resolution: a message there is released late."""
+    """One conversation's position (one per conversation of a connected device:
+    slots, and no list until a range is skipped late)."""
+
+    __slots__ = ("expected", "held", "late")
+
+    def __init__(self, expected: int) -> None:
+        self.expected = expected
+        self.held: dict[int, T] = {}
+        self.late: tuple[tuple[int, int], ...] = ()
+        """Ranges skipped by gap resolution: a message there is released late."""
 
 
 class OrderingBuffer(Generic[T]):
+    __slots__ = ("_max_held", "_streams")
+
     def __init__(self, max_held: int = 1000) -> None:
         self._max_held = max_held
         self._streams: dict[str, _Stream[T]] = {}
@@ -59,7 +65,8 @@ class OrderingBuffer(Generic[T]):
             for i, (low, high) in enumerate(stream.late):
                 if low <= seq <= high:
                     parts = ((low, seq - 1), (seq + 1, high))
-                    stream.late[i : i + 1] = [r for r in parts if r[0] <= r[1]]
+                    kept = tuple(r for r in parts if r[0] <= r[1])
+                    stream.late = stream.late[:i] + kept + stream.late[i + 1 :]
                     return [item]
             return []
         stream.held[seq] = item
@@ -91,8 +98,7 @@ class OrderingBuffer(Generic[T]):
         if seq < stream.expected:
             return []
         if late:
-            stream.late.append((stream.expected, seq))
-            del stream.late[:-MAX_LATE_RANGES]
+            stream.late = (*stream.late, (stream.expected, seq))[-MAX_LATE_RANGES:]
         released = [item for s, item in sorted(stream.held.items()) if s <= seq]
         stream.held = {s: item for s, item in stream.held.items() if s > seq}
         stream.expected = seq + 1
