@@ -17,6 +17,14 @@ Life cycle rules:
   open the same files.
 - ``retryWrites=false`` in the URI: SecantusDB's retryable-write record makes
   writes ten times slower after ~10k writes.
+- The child gets ``--config <dir>/secantusd.toml``, a file without settings:
+  an explicit file turns off SecantusDB's search for ``./secantusd.toml``,
+  ``~/.secantus/`` and ``/etc/secantus/``, so no stray file changes the child.
+- The TTL sweeper cannot be turned off: SecantusDB 0.7.0b3's CLI ignores
+  ``[storage] ttl_sweep_seconds`` and sweeps every 60 s by the real time.
+  Documents whose ``expires_at`` is past by the real clock go within a
+  minute, whatever clock Carnet was given (the tests' frozen clock starts in
+  2037 for this reason: tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -64,13 +72,9 @@ class EmbeddedDatabase:
         directory: Path,
         cache_size: str = "256M",
         start_timeout: float = 60,
-        ttl_sweep: bool = True,
     ) -> None:
         self.directory = directory
         self.cache_size = cache_size
-        # False turns SecantusDB's TTL sweeper off: for tests whose injected clock is
-        # not the real time (the sweeper deletes by the real time).
-        self.ttl_sweep = ttl_sweep
         self.start_timeout = start_timeout
         self._process: asyncio.subprocess.Process | None = None
         self.uri: str | None = None
@@ -96,8 +100,7 @@ class EmbeddedDatabase:
         self.directory.mkdir(parents=True, exist_ok=True)
         storage = self.directory / "wiredtiger"
         config = self.directory / "secantusd.toml"
-        sweep = 60 if self.ttl_sweep else 0
-        config.write_text(f"[storage]\nttl_sweep_seconds = {sweep}\n")
+        config.write_text("# No settings: passed so that SecantusDB reads no other file.\n")
         with open(self.log_path, "wb") as log_file:
             # The child owns its stderr through this file: no pipe to drain.
             self._process = await asyncio.create_subprocess_exec(

@@ -144,7 +144,7 @@ def reply_mail(sender: str, to: str, text: str, in_reply_to: str) -> EmailMessag
     message["Message-ID"] = f"<{abs(hash(text))}@mail.demo.example>"
     message.set_content(
         f"{text}\n\nSophie\n-- \nSophie Bernard, 06 00 00 00 00\n\n"
-        "Le 01/09/2026 à 10:05, Carnet a écrit :\n> Claire Durand vous a écrit\n"
+        "Le 01/09/2037 à 10:05, Carnet a écrit :\n> Claire Durand vous a écrit\n"
     )
     return message
 

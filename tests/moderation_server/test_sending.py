@@ -24,8 +24,8 @@ from tests.support.servers import RunningServer
 
 
 def set_clock(server: RunningServer, hour: int, minute: int = 0) -> None:
-    """Move the frozen clock to that local time in Paris on 1 September 2026 (a Tuesday)."""
-    server.clock.advance(paris(2026, 9, 1, hour, minute) - server.clock.now())
+    """Move the frozen clock to that local time in Paris on 1 September 2037 (a Tuesday)."""
+    server.clock.advance(paris(2037, 9, 1, hour, minute) - server.clock.now())
 
 
 async def test_quiet_hours_deliver_silently_and_tell_the_sender(
@@ -38,7 +38,7 @@ async def test_quiet_hours_deliver_silently_and_tell_the_sender(
     sent = await answer(ws_p, "late")
     assert sent["type"] == "sent", sent
     assert sent["silent_to"] == [teacher.person_id]
-    assert sent["quiet_until"] == int(paris(2026, 9, 2, 7).timestamp() * 1000)
+    assert sent["quiet_until"] == int(paris(2037, 9, 2, 7).timestamp() * 1000)
     delivered = await next_of(ws_t, "deliver")
     assert delivered["silent"] is True
     # The teacher's answer to the parent at 21:00 is silent for the parent too.
@@ -161,12 +161,12 @@ async def test_quiet_hours_end_on_local_time_across_the_october_dst_change(
 ) -> None:
     (teacher, ws_t), (parent, ws_p) = await online(http, server, "T001", "R004")
     _, conversation = await create(http, server, teacher, "direct", [parent.person_id])
-    # Saturday 24 October 2026, 22:00 CEST: quiet all weekend, until Monday 07:00 CET
+    # Saturday 24 October 2037, 22:00 CEST: quiet all weekend, until Monday 07:00 CET
     # (clocks go back on the Sunday at 03:00 CEST; the wall-clock end is kept).
-    server.clock.advance(paris(2026, 10, 24, 22) - server.clock.now())
+    server.clock.advance(paris(2037, 10, 24, 22) - server.clock.now())
     await send(ws_t, conversation["id"], "dst", {parent.device_id: b"x"})
     sent = await answer(ws_t, "dst")
-    monday = paris(2026, 10, 26, 7)
+    monday = paris(2037, 10, 26, 7)
     assert monday.utcoffset() is not None and monday.utcoffset().total_seconds() == 3600
     assert (sent["silent_to"], sent["quiet_until"]) == (
         [parent.person_id],

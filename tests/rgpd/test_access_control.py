@@ -16,7 +16,7 @@ Call = tuple[str, str, dict[str, Any] | None]
 
 def dpo_calls(seeded: Seeded, request_id: str, hold_id: str) -> list[Call]:
     pid = seeded.person["person_id"]
-    period = {"since": "2026-01-01T00:00:00+00:00", "until": "2027-01-01T00:00:00+00:00"}
+    period = {"since": "2037-01-01T00:00:00+00:00", "until": "2038-01-01T00:00:00+00:00"}
     return [
         ("GET", "/v1/dpo/register?school=9999999D", None),
         ("GET", "/v1/dpo/register.html?school=9999999D", None),
@@ -64,7 +64,7 @@ async def test_every_dpo_endpoint_refuses_the_wrong_caller(
     from storage.legal_holds import HoldKind
 
     hold = await carnet.store.holds.place(
-        HoldKind.PERSON, pid, "9999999D", "test", now.replace(year=2030), "dpo:x", now
+        HoldKind.PERSON, pid, "9999999D", "test", now.replace(year=now.year + 4), "dpo:x", now
     )
     token = {"nobody": None, "operator": carnet.operator_token}.get(who, other_dpo_token)
     expected = (401, "unauthorized") if who == "nobody" else (403, "forbidden")

@@ -7,8 +7,10 @@ import json
 import os
 import sys
 import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from storage.dpo_requests import deadline
 from tests.rgpd.seed import Seeded
 from tests.support.servers import RunningServer
 
@@ -42,7 +44,14 @@ async def test_cli_register_verify_export_erase(
     status, out = await carnet_dpo(carnet, tmp_path, "export", pid, "--output", str(archive))
     assert status == 0, out
     assert "people.json" in zipfile.ZipFile(archive).namelist()
-    # The CLI runs on the real clock: the request seeded at START is long overdue.
+    # The CLI runs on the real clock, years before START: the request seeded at
+    # START is not overdue yet; received 40 days ago (real clock), it is.
+    status, out = await carnet_dpo(carnet, tmp_path, "requests", "--overdue")
+    assert status == 0 and json.loads(out)["requests"] == [], out
+    received = datetime.now(UTC) - timedelta(days=40)
+    await carnet.store.db["dpo_requests"].update_many(
+        {"person_id": pid}, {"$set": {"received_at": received, "deadline": deadline(received)}}
+    )
     status, out = await carnet_dpo(carnet, tmp_path, "requests", "--overdue")
     assert status == 0 and [r["person_id"] for r in json.loads(out)["requests"]] == [pid]
     status, out = await carnet_dpo(carnet, tmp_path, "erase", pid)

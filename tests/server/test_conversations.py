@@ -308,11 +308,11 @@ async def test_the_end_of_the_school_year_archives_class_channels(
         http, server.url, "class", [director], class_id="9999999D/5e B", title="5e B"
     )
     scheduler = server.app[RETENTION]
-    # Still in the school year that started on 1 September 2026: nothing happens.
+    # Still in the school year that started on 1 September 2037: nothing happens.
     ran = await scheduler.run_once(server.clock.now() + timedelta(days=300))
     assert ran.get("class_channels", {}) == {}
-    # On 2 September 2027 the 2026-2027 channel is archived; it takes no more messages.
-    ran = await scheduler.run_once(datetime(2027, 9, 2, 3, 0, tzinfo=UTC))
+    # On 2 September 2038 the 2037-2038 channel is archived; it takes no more messages.
+    ran = await scheduler.run_once(datetime(2038, 9, 2, 3, 0, tzinfo=UTC))
     assert ran["class_channels"] == {"9999999D": 1}
     stored = await server.store.conversations.get(channel["id"])
     assert stored is not None and stored.archived_at is not None

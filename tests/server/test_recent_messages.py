@@ -7,7 +7,7 @@ from typing import Any
 
 from server.recent_messages import RecentMessages
 
-NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 
 
 def doc(conversation: str, seq: int, size: int = 10, ttl_days: int = 30) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pymongo import AsyncMongoClient, monitoring
 from storage.audit import AuditLog
 from storage.prekeys import OneTimePrekey, PrekeyRepository
 
-NOW = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 Doc = dict[str, Any]
 
 

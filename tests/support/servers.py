@@ -34,7 +34,7 @@ from server.runtime import store_options
 from server.services import SERVICES
 from storage.database import Store
 
-START = datetime(2026, 9, 1, 8, 0, tzinfo=UTC)
+START = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 
 
 @dataclass

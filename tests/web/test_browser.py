@@ -19,33 +19,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.support.servers import RunningServer, running_server
+from tests.support.servers import RunningServer
 from tests.web.node import WEB, require_browser
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 
 
-@pytest.mark.timeout(600)  # two browsers, Argon2id twice, and at most one retry
+@pytest.mark.timeout(300)  # two browsers, Argon2id twice: slow on a loaded machine
 async def test_teacher_and_parent_talk_in_two_browsers(
-    database_uri: str, tmp_path: Path, http: aiohttp.ClientSession
+    server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
-    """The whole scenario; retried once on a fresh server when the browser side
-    fails. The known cause (about one full test run in five): SecantusDB 0.7.0b3
-    ignores ``ttl_sweep_seconds = 0``, so the test database's TTL sweeper runs every
-    60 s by the real time and deletes the demo enrolment codes, which expire 14 days
-    after the frozen clock's 1 September 2026; an enrolment after such a sweep gets
-    ``invalid_code``. Remove the retry once ``storage/embedded.py`` makes
-    ``ttl_sweep=False`` effective. A second failure fails the test."""
-    try:
-        async with running_server(database_uri, tmp_path / "first") as server:
-            await scenario(server, http)
-    except AssertionError as first:
-        print(f"browser scenario failed once, retrying on a fresh server: {first!s:.300}")
-        async with running_server(database_uri, tmp_path / "retry") as server:
-            await scenario(server, http)
-
-
-async def scenario(server: RunningServer, http: aiohttp.ClientSession) -> None:
     node = require_browser()
     async with http.get(server.url + "/app/") as response:
         assert response.status == 200
