@@ -20,6 +20,8 @@ from pymongo import MongoClient
 from bench.servers import ServerProcess
 
 WRITES = ("insert", "update", "delete")
+READS = ("query", "getmore")
+"""Reads are reported beside writes (``getmore``: change streams and long cursors)."""
 
 
 class WriteCounter:
@@ -42,7 +44,7 @@ class WriteCounter:
             counters = client.admin.command("serverStatus").get("opcounters", {})
         finally:
             client.close()
-        return {k: int(counters.get(k, 0)) for k in WRITES}
+        return {k: int(counters.get(k, 0)) for k in WRITES + READS}
 
     def start(self) -> None:
         self._start = self._read()
@@ -50,4 +52,4 @@ class WriteCounter:
     def stop(self) -> None:
         end = self._read()
         if self._start is not None and end is not None:
-            self.delta = {k: end[k] - self._start[k] for k in WRITES}
+            self.delta = {k: end[k] - self._start[k] for k in WRITES + READS}

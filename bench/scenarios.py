@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import server_metrics
-from bench.dbwrites import WriteCounter
+from bench.dbwrites import READS, WRITES, WriteCounter
 from bench.pool import Pool, merge
 from bench.procstat import CpuMeter, sample
 from bench.servers import ServerProcess
@@ -85,11 +85,13 @@ def _writes(counter: WriteCounter | None, messages: int, deliveries: int) -> dic
     """Database documents written (inserts + updates + deletes) per message and delivery."""
     if counter is None or counter.delta is None:
         return {}
-    written = sum(counter.delta.values())
+    written = sum(n for k, n in counter.delta.items() if k in WRITES)
+    read = sum(n for k, n in counter.delta.items() if k in READS)
     return {
         "db_writes": counter.delta,
         "db_writes_per_message": round(written / messages, 2) if messages else None,
         "db_writes_per_delivery": round(written / deliveries, 3) if deliveries else None,
+        "db_reads_per_message": round(read / messages, 3) if messages else None,
     }
 
 

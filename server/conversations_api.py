@@ -54,7 +54,7 @@ class AddMember(BaseModel):
 
 def conversation_json(c: Conversation, head: int, acked: int | None = None) -> dict[str, object]:
     """A conversation as the API shows it; ``head`` is its last stored seq as this node
-    knows it (``DeliveryReads.head``: the stored counter is published within a second)."""
+    knows it (``DeliveryReads.head``: the stored counter is published within seconds)."""
     body: dict[str, object] = {
         "id": c.id,
         "kind": c.kind.value,

@@ -96,7 +96,7 @@ class Sequencer:
         lifetime: timedelta,
         on_stored: Callable[[Sequence[Doc]], None],
         metrics: Metrics,
-        publish_seconds: float = 1.0,
+        publish_seconds: float = 5.0,
     ) -> None:
         self._store = store
         self._node = node
