@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     catch_up_page: Annotated[int, Field(ge=1, le=10_000)] = 200
     undelivered_days: Annotated[int, Field(ge=1, le=365)] = 30
     max_backlog: Annotated[int, Field(ge=10, le=1_000_000)] = 10_000
-    ack_flush_seconds: Annotated[float, Field(gt=0, le=10)] = 1.0
+    ack_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """How often a node writes its devices' cursors and receipts (one batch each)."""
     """Most messages of one conversation a returning device is sent; older: ``expired``."""
     max_attachment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * KIB)] = 25 * 1024 * KIB

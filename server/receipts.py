@@ -5,13 +5,17 @@ conversation) and say that its person has *received* the conversation up to
 a seq; a ``read`` frame says they have *read* it. Acknowledgements are
 cumulative, so only the highest seq per device and conversation matters:
 this node keeps them in memory and writes them every ``ack_flush_seconds``
-— one ``bulk_write`` of cursors and one of receipts for all its devices —
-instead of two writes per acknowledgement (docs/performance.md). Delivery
-stays at least once: a node that dies loses at most that interval of
-cursors, and the devices are sent those messages again. A device that
-reconnects to the same node resumes from the cursors not yet written.
+(5 s) — one ``bulk_write`` of cursors and one of receipts for all its
+devices — instead of two writes per acknowledgement: on the embedded
+database each updated document costs more than a stored message, and these
+writes once set the node's throughput (docs/performance.md). Delivery stays
+at least once: a node that dies loses at most that interval of cursors, and
+the devices are sent those messages again. A device that reconnects to the
+same node resumes from the cursors not yet written; ``GET .../receipts``
+adds the receipts not yet written.
 
-Receipts are told as ``receipt`` frames to the people they concern: the
+Receipts are told within :data:`TELL_SECONDS` on this node, as ``receipt``
+frames to the people they concern: the
 senders of the messages they cover (``server.recent_senders``) and the
 person's own other devices — in a direct conversation, both members. Other
 nodes tell theirs through the change stream on ``receipts``
@@ -47,6 +51,8 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["delivered", "read"]
 SETTINGS_TTL_SECONDS = 30.0
+TELL_SECONDS = 0.25
+"""How soon a receipt is told to the people it concerns on this node."""
 TOLD_ENTRIES = 200_000
 """(conversation, person, kind) whose last told seq a node remembers."""
 
@@ -74,6 +80,9 @@ class Receipts:
         self._settings: dict[str, tuple[float, SchoolSettings]] = {}
         self._cursors: dict[str, dict[str, int]] = {}
         self._pending: dict[tuple[str, str, Kind], tuple[int, str]] = {}
+        """Receipts given since the last :meth:`tell_pending` (seq, the device that said so)."""
+        self._unwritten: dict[tuple[str, str, str], tuple[int, str]] = {}
+        """Receipts told but not written yet."""
         self._told: OrderedDict[tuple[str, str, str], int] = OrderedDict()
 
     # --- from this node's devices (no I/O) -----------------------------------
@@ -102,11 +111,43 @@ class Receipts:
     # --- writing --------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Write every ``interval`` until ``stop``, then once more (shutdown)."""
+        """Tell receipts every :data:`TELL_SECONDS`; write every ``interval``; then
+        once more at shutdown."""
+        written = time.monotonic()
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._interval)
-            await self.flush()
+                await asyncio.wait_for(stop.wait(), TELL_SECONDS)
+            await self.tell_pending()
+            if time.monotonic() - written >= self._interval:
+                await self.flush()
+                written = time.monotonic()
+        await self.flush()
+
+    async def tell_pending(self) -> None:
+        """Check the receipts given since the last call and tell them (no write)."""
+        pending, self._pending = self._pending, {}
+        if not pending:
+            return
+        try:
+            allowed = await self._allowed(pending)
+        except (DatabaseUnavailable, DriverError) as exc:
+            log.warning("receipts not checked (%s); retried", type(exc).__name__)
+            self._keep_pending(pending)
+            return
+        now = self._clock.now()
+        for update, conversation, device in allowed:
+            key = (update.conversation, update.person_id, update.kind)
+            if update.seq > self._unwritten.get(key, (0, ""))[0]:
+                self._unwritten[key] = (update.seq, device)
+            self.tell(conversation, update.person_id, update.kind, update.seq, now)
+
+    def unwritten(self, conversation: str) -> dict[str, dict[str, int]]:
+        """Receipts of ``conversation`` told but not written yet (person → kind → seq)."""
+        found: dict[str, dict[str, int]] = {}
+        for (conversation_id, person_id, kind), (seq, _) in self._unwritten.items():
+            if conversation_id == conversation:
+                found.setdefault(person_id, {})[kind] = seq
+        return found
 
     async def flush(self) -> None:
         """Write the buffered cursors and receipts; what fails is kept for the next time.
@@ -114,40 +155,48 @@ class Receipts:
         Only for devices that still exist: a device removed (or a person
         erased, RGPD art. 17) since it acknowledged leaves nothing behind.
         """
+        await self.tell_pending()
         cursors, self._cursors = self._cursors, {}
-        pending, self._pending = self._pending, {}
-        if not cursors and not pending:
+        unwritten, self._unwritten = self._unwritten, {}
+        if not cursors and not unwritten:
             return
         now = self._clock.now()
         try:
-            devices = {*cursors, *(device for _, device in pending.values())}
+            devices = {*cursors, *(device for _, device in unwritten.values())}
             live = await self._store.enrolment.existing_devices(sorted(devices))
             await self._store.cursors.advance_many(
                 {d: acks for d, acks in cursors.items() if d in live}, now
             )
-            allowed = await self._allowed(
-                {key: seq for key, (seq, device) in pending.items() if device in live}
+            await self._store.receipts.advance_many(
+                [
+                    ReceiptUpdate(c, p, k, seq)
+                    for (c, p, k), (seq, device) in unwritten.items()
+                    if device in live
+                ],
+                now,
+                self._node,
             )
-            await self._store.receipts.advance_many([u for u, _ in allowed], now, self._node)
         except (DatabaseUnavailable, DriverError) as exc:
             log.warning("cursors and receipts not written (%s); retried", type(exc).__name__)
             for device_id, acks in cursors.items():
                 mine = self._cursors.setdefault(device_id, {})
                 for conversation_id, seq in acks.items():
                     mine[conversation_id] = max(seq, mine.get(conversation_id, 0))
-            for key, (seq, device_id) in pending.items():
-                if seq > self._pending.get(key, (0, ""))[0]:
-                    self._pending[key] = (seq, device_id)
-            return
-        for update, conversation in allowed:
-            self.tell(conversation, update.person_id, update.kind, update.seq, now)
+            for key, (seq, device_id) in unwritten.items():
+                if seq > self._unwritten.get(key, (0, ""))[0]:
+                    self._unwritten[key] = (seq, device_id)
+
+    def _keep_pending(self, pending: dict[tuple[str, str, Kind], tuple[int, str]]) -> None:
+        for key, (seq, device_id) in pending.items():
+            if seq > self._pending.get(key, (0, ""))[0]:
+                self._pending[key] = (seq, device_id)
 
     async def _allowed(
-        self, pending: Mapping[tuple[str, str, Kind], int]
-    ) -> list[tuple[ReceiptUpdate, Conversation]]:
+        self, pending: Mapping[tuple[str, str, Kind], tuple[int, str]]
+    ) -> list[tuple[ReceiptUpdate, Conversation, str]]:
         """The receipts a member may give (seq not beyond the head) and the school allows."""
         allowed = []
-        for (conversation_id, person_id, kind), seq in pending.items():
+        for (conversation_id, person_id, kind), (seq, device) in pending.items():
             conversation = await self._lookups.conversation(conversation_id)
             if conversation is None or person_id not in conversation.members:
                 continue
@@ -157,7 +206,8 @@ class Receipts:
                     continue  # beyond anything stored: a confused or lying device
             settings = await self.settings(conversation.uai)
             if settings.delivered_receipts if kind == "delivered" else settings.read_receipts:
-                allowed.append((ReceiptUpdate(conversation_id, person_id, kind, seq), conversation))
+                update = ReceiptUpdate(conversation_id, person_id, kind, seq)
+                allowed.append((update, conversation, device))
         return allowed
 
     async def settings(self, uai: str) -> SchoolSettings:

@@ -40,7 +40,12 @@ class AcknowledgeRequest(BaseModel):
 async def receipts(request: web.Request) -> web.Response:
     _device, me = await requester(request)
     conversation = await member_conversation(request, me)
-    found = await request.app[SERVICES].store.receipts.of_conversation(conversation.id)
+    services = request.app[SERVICES]
+    found = await services.store.receipts.of_conversation(conversation.id)
+    for person_id, kinds in services.receipts.unwritten(conversation.id).items():
+        mine = found.setdefault(person_id, {})  # told already, written within seconds
+        for kind, seq in kinds.items():
+            mine[kind] = max(seq, mine.get(kind, 0))
     return web.json_response({"conversation": conversation.id, "receipts": found})
 
 
