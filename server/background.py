@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
@@ -34,12 +35,21 @@ log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(seconds=30)
 
 
-async def purge_delivered(store: Store, since: datetime) -> int:
+PURGE_CHUNK = 100
+PURGE_SHARE = 0.5
+"""At most this share of the purge's wall time is spent writing: it yields the rest,
+so that dropping ciphertext (one updated document per message) never holds up
+the group commits of new messages (docs/performance.md)."""
+
+
+async def purge_delivered(store: Store, since: datetime, share: float = 1.0) -> int:
     """Drop the ciphertext every recipient device has acknowledged (RGPD art. 5(1)(e)).
 
     Looks at conversations active since ``since``; returns how many messages
     lost their ciphertext. A message is done when each of its recipients'
-    cursors has reached its seq.
+    cursors has reached its seq. Drops :data:`PURGE_CHUNK` messages at a
+    time and, with ``share`` < 1, pauses after each chunk so that writing
+    takes at most that share of the time.
     """
     dropped = 0
     async for conversation in store.conversations.active_since(since):
@@ -52,7 +62,11 @@ async def purge_delivered(store: Store, since: datetime) -> int:
             for message_id, seq, recipients in pending
             if all(acked.get(device, 0) >= seq for device in recipients)
         ]
-        dropped += await store.messages.drop_ciphertext(done)
+        for start in range(0, len(done), PURGE_CHUNK):
+            began = time.monotonic()
+            dropped += await store.messages.drop_ciphertext(done[start : start + PURGE_CHUNK])
+            if share < 1:
+                await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
     return dropped
 
 
@@ -63,7 +77,7 @@ async def _purge_loop(store: Store, services: Services, stop: asyncio.Event) -> 
             await asyncio.wait_for(stop.wait(), PURGE_EVERY.total_seconds())
         started = services.clock.now()
         try:
-            await purge_delivered(store, since - PURGE_EVERY)
+            await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE)
             await store.attachments.purge_expired(started)
             since = started
         except (DatabaseUnavailable, DriverError) as exc:
