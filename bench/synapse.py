@@ -103,8 +103,8 @@ def _installed() -> bool:
     return probe.returncode == 0
 
 
-def _check(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+def _check(argv: list[str], cwd: Path | None = None) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=cwd)
     if done.returncode != 0:
         raise BenchError(
             f"{' '.join(argv[:4])} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
@@ -134,7 +134,8 @@ class SynapseServer:
                 str(data),
                 "--generate-config",
                 "--report-stats=no",
-            ]
+            ],
+            cwd=data,  # the generated log configuration names files relative to it
         )
         _check([str(PYTHON), "-c", _CONFIGURE, str(config), str(self.port), str(data)])
         self.log = data / "synapse.out"
