@@ -19,7 +19,8 @@ from datetime import timedelta
 from aiohttp import web
 
 from protocol import ErrorCode
-from server.conversations_api import member_conversation, requester
+from server.conversations_api import member_conversation
+from server.devices_api import requester
 from server.errors import ApiError
 from server.services import SERVICES
 from storage.attachments import AttachmentTooLarge

@@ -14,7 +14,7 @@ Not a cache: every answer comes from a query issued after it was asked.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
@@ -89,9 +89,6 @@ class BatchLoader(Generic[K, V]):
         self._queued.setdefault(key, []).append(future)
         self._wake.set()
         return await future
-
-    async def load_all(self, keys: Sequence[K]) -> list[V]:
-        return list(await asyncio.gather(*(self.load(k) for k in keys)))
 
     async def _read_batch(self) -> None:
         keys = list(self._queued)[: self._max_batch]

@@ -24,13 +24,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol import ErrorCode
 from protocol.frames import Identifier
-from server.devices_api import require_device
+from server.devices_api import requester
 from server.errors import ApiError, read_model
 from server.membership import EventAction, class_members, write_event
 from server.moderation_gate import GATE
 from server.services import SERVICES, Services
 from storage.conversations import Conversation, ConversationKind
-from storage.models import Device, Person, Role
+from storage.models import Person, Role
 
 MAX_MEMBERS = 1000
 ADULT_STAFF = frozenset({Role.TEACHER, Role.STAFF, Role.DIRECTOR})
@@ -88,14 +88,6 @@ async def record_event(
         services.store, services.sequencer.submit, services.clock.now(), conversation.id,
         action, persons, by, members, also_notify,
     )  # fmt: skip
-
-
-async def requester(request: web.Request) -> tuple[Device, Person]:
-    device = await require_device(request)
-    person = await request.app[SERVICES].store.directory.person(device.person_id)
-    if person is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
-    return device, person
 
 
 async def _people(services: Services, ids: Sequence[str], uai: str) -> list[Person]:

@@ -25,7 +25,7 @@ from protocol.frames import B64
 from server.errors import ApiError, read_model
 from server.moderation_gate import GATE
 from server.state import CLOCK, HUB, SESSIONS, STORE
-from storage.models import Device
+from storage.models import Device, Person
 from storage.prekeys import OneTimePrekey, SignedPrekey
 
 MAX_PREKEYS_PER_UPLOAD = 100
@@ -78,6 +78,20 @@ async def require_device(request: web.Request) -> Device:
     if not await request.app[GATE].controls.token_valid(device, token.strip()):
         raise ApiError(ErrorCode.UNAUTHORIZED, "your school logged devices out; log in again")
     return device
+
+
+async def requester(request: web.Request) -> tuple[Device, Person]:
+    """The device behind the session token and its person.
+
+    Raises:
+        ApiError: ``unauthorized`` (see :func:`require_device`), or ``not_found``
+            if the person is gone.
+    """
+    device = await require_device(request)
+    person = await request.app[STORE].directory.person(device.person_id)
+    if person is None:
+        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
+    return device, person
 
 
 async def put_prekeys(request: web.Request) -> web.Response:
@@ -162,12 +176,8 @@ async def _bundle(request: web.Request, device: Device) -> dict[str, object] | N
 
 
 async def directory(request: web.Request) -> web.Response:
-    caller = await require_device(request)
-    store = request.app[STORE]
-    me = await store.directory.person(caller.person_id)
-    if me is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
-    people = await store.directory.people_of_school(me.uai)
+    _, me = await requester(request)
+    people = await request.app[STORE].directory.people_of_school(me.uai)
     people = await request.app[GATE].visible(me, people)  # docs/moderation.md, directory
     return web.json_response(
         {
@@ -182,12 +192,8 @@ async def directory(request: web.Request) -> web.Response:
 
 async def me(request: web.Request) -> web.Response:
     """Who the caller is and what their school allows (for clients' settings screens)."""
-    device = await require_device(request)
-    store = request.app[STORE]
-    person = await store.directory.person(device.person_id)
-    if person is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
-    settings = await store.directory.school_settings(person.uai)
+    device, person = await requester(request)
+    settings = await request.app[STORE].directory.school_settings(person.uai)
     policy = await request.app[GATE].policies.get(person.uai)
     quiet = policy.quiet_hours
     return web.json_response(

@@ -28,29 +28,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from moderation import ContactPolicy, PolicyError, may_block, parse_policy
 from protocol import ErrorCode
 from server.auth import require_school, require_token
-from server.devices_api import require_device
+from server.devices_api import requester
 from server.dpo_audit import actor_of
 from server.errors import ApiError, read_model
 from server.moderation_gate import GATE, refusal
 from server.state import CLOCK, STORE
 from storage.errors import DuplicateKey
-from storage.models import UAI_PATTERN, Device, Person, Role
+from storage.models import UAI_PATTERN, Person, Role
 
 SCHOOL_ADULTS = frozenset({Role.TEACHER, Role.STAFF, Role.DIRECTOR})
 MAX_POLICY_BYTES = 64 * 1024
-
-
-async def device_and_person(request: web.Request) -> tuple[Device, Person]:
-    """The device behind the session token and its person.
-
-    Raises:
-        ApiError: ``unauthorized``, or ``not_found`` if the person is gone.
-    """
-    device = await require_device(request)
-    person = await request.app[STORE].directory.person(device.person_id)
-    if person is None:
-        raise ApiError(ErrorCode.NOT_FOUND, "your person record is gone")
-    return device, person
 
 
 async def me(request: web.Request) -> Person:
@@ -59,7 +46,7 @@ async def me(request: web.Request) -> Person:
     Raises:
         ApiError: ``unauthorized``, or ``not_found`` if the person is gone.
     """
-    return (await device_and_person(request))[1]
+    return (await requester(request))[1]
 
 
 def _operator_token(request: web.Request) -> bool:

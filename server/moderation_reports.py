@@ -38,9 +38,10 @@ from moderation import (
 )
 from protocol import ErrorCode, NoticeFrame, dump_frame
 from protocol.frames import B64, Identifier
+from server.devices_api import requester
 from server.errors import ApiError, read_model
 from server.fanout import millis
-from server.moderation_api import device_and_person, me
+from server.moderation_api import me
 from server.moderation_gate import GATE, refusal
 from server.report_sealing import ReportSeal
 from server.state import CLOCK, FRANKING, REPORT_SEAL, STORE
@@ -109,7 +110,7 @@ def report_json(
 
 
 async def file_report(request: web.Request) -> web.Response:
-    device, reporter = await device_and_person(request)
+    device, reporter = await requester(request)
     body = await read_model(request, ReportIn)
     store, now = request.app[STORE], request.app[CLOCK].now()
     conversation = await store.conversations.get(body.conversation)

@@ -61,9 +61,6 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V | _Absent]] = {}
         self._loading: dict[K, asyncio.Future[V | _Absent]] = {}
 
-    def __len__(self) -> int:
-        return len(self._entries)
-
     def forget(self, key: K) -> None:
         """Drop ``key``; a load in flight for it is not kept either (it may be stale)."""
         self._entries.pop(key, None)

@@ -22,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from crypto.encoding import b64url_encode
 from protocol import ErrorCode, acknowledgement_message
 from protocol.frames import B64
-from server.conversations_api import member_conversation, requester
+from server.conversations_api import member_conversation
+from server.devices_api import requester
 from server.errors import ApiError, read_model
 from server.services import SERVICES
 from storage.conversations import ConversationKind

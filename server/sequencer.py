@@ -178,10 +178,6 @@ class Sequencer:
         self._wake.set()
         return done
 
-    def head(self, conversation: str) -> int | None:
-        """The last seq this node knows to be stored or being stored, if known."""
-        return self._heads.get(conversation)
-
     def observe(self, conversation: str, seq: int) -> None:
         """Another writer stored ``seq``: later seqs of ours start above it."""
         known = self._heads.get(conversation)
