@@ -40,6 +40,7 @@ from protocol import ReceiptFrame, dump_frame
 from server.clock import Clock
 from server.hub import Hub
 from server.lookups import Lookups
+from server.node_cache import TtlCache
 from server.recent_senders import RecentSenders
 from storage.conversations import Conversation, ConversationKind
 from storage.database import Store
@@ -77,7 +78,7 @@ class Receipts:
         self._node = node
         self._recent = recent
         self._interval = interval
-        self._settings: dict[str, tuple[float, SchoolSettings]] = {}
+        self._settings: TtlCache[str, SchoolSettings] = TtlCache(SETTINGS_TTL_SECONDS)
         self._cursors: dict[str, dict[str, int]] = {}
         self._pending: dict[tuple[str, str, Kind], tuple[int, str]] = {}
         """Receipts given since the last :meth:`tell_pending` (seq, the device that said so)."""
@@ -211,15 +212,12 @@ class Receipts:
         return allowed
 
     async def settings(self, uai: str) -> SchoolSettings:
-        cached = self._settings.get(uai)
-        if cached is not None and time.monotonic() - cached[0] < SETTINGS_TTL_SECONDS:
-            return cached[1]
-        settings = await self._store.directory.school_settings(uai)
-        self._settings[uai] = (time.monotonic(), settings)
-        return settings
+        """The school's receipt settings (kept :data:`SETTINGS_TTL_SECONDS`, one read per miss)."""
+        found = await self._settings.get(uai, self._store.directory.school_settings)
+        return found or SchoolSettings()
 
     def forget_settings(self, uai: str) -> None:
-        self._settings.pop(uai, None)
+        self._settings.forget(uai)
 
     # --- telling --------------------------------------------------------------
 
