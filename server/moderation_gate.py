@@ -22,6 +22,8 @@ a control changes anywhere.
 from __future__ import annotations
 
 import math
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -159,6 +161,8 @@ class SendVerdict:
         """
         dropped = self.persons(Delivery.DROP)
         silent = self.persons(Delivery.SILENT)
+        if not dropped and not silent:
+            return message
         keep = {d for d, p in owners.items() if p not in dropped}
         return replace(
             message,
@@ -183,20 +187,39 @@ class NodeCache:
         self.people: TtlCache[str, Person] = TtlCache(CACHE_SECONDS)
         self.schools: TtlCache[str, School] = TtlCache(CACHE_SECONDS)
         self.blockers: TtlCache[str, frozenset[str]] = TtlCache(CACHE_SECONDS)
+        self.generation = 0
+        """Raised by every forget: what was built from older entries is stale."""
 
     def forget_people(self) -> None:
+        self.generation += 1
         self.people.clear()
 
+    def forget_schools(self) -> None:
+        self.generation += 1
+        self.schools.clear()
+
     def forget_blockers(self, blocked: str) -> None:
+        self.generation += 1
         self.blockers.forget(blocked)
 
+    def forget_all_blockers(self) -> None:
+        self.generation += 1
+        self.blockers.clear()
+
     def clear(self) -> None:
+        self.generation += 1
         for cache in (self.people, self.schools, self.blockers):
             cache.clear()
 
 
 CACHE_SECONDS = 30.0
 """A backstop: changes reach every node's caches through its change feed within ms."""
+CONTEXT_SECONDS = 5.0
+"""How long a :class:`SendContext` is reused at most (it is dropped at once when a
+cache it was built from forgets anything): a missed change lives at most
+:data:`CACHE_SECONDS` + this on a node."""
+MAX_CONTEXTS = 50_000
+"""(sender, conversation) contexts a node keeps (all dropped when full)."""
 
 
 class Lookup:
@@ -244,12 +267,16 @@ class PolicyCache:
         self._store = store
         self._parsed: dict[tuple[str, int], ContactPolicy] = {}
         self._revisions: TtlCache[str, PolicyRevision] = TtlCache(CACHE_SECONDS)
+        self.generation = 0
+        """Raised by every forget (see :attr:`NodeCache.generation`)."""
 
     def forget(self, uai: str) -> None:
         """A revision was stored through this node: read it on the next action."""
+        self.generation += 1
         self._revisions.forget(uai)
 
     def clear(self) -> None:
+        self.generation += 1
         self._revisions.clear()
 
     async def get(self, uai: str) -> ContactPolicy:
@@ -288,6 +315,38 @@ def as_moderated(conversation: stored.Conversation, people: dict[str, Person]) -
     return Conversation(kind, members, owners & present)
 
 
+@dataclass(frozen=True)
+class SendContext:
+    """Everything a send decision reads except the time, for one sender in one conversation.
+
+    Built from the node's caches (people, schools, policies, blockers) and
+    reused for the next sends of that sender there while none of those caches
+    forgot anything (their ``generation``), the conversation is the same
+    (members, owners, kind) and it is younger than :data:`CONTEXT_SECONDS`.
+    Rebuilding it was most of a send's server time (docs/performance.md).
+    """
+
+    conversation: stored.Conversation
+    generation: tuple[int, int]
+    made: float
+    people: dict[str, Person]
+    sender: Person | None
+    view: DirectoryView
+    state: Conversation
+    blocks: Blocks
+
+    def fits(self, conversation: stored.Conversation, generation: tuple[int, int]) -> bool:
+        """Still valid for a send to ``conversation`` (time checked by the caller)."""
+        if self.generation != generation:
+            return False
+        known = self.conversation
+        return known is conversation or (
+            known.members == conversation.members
+            and known.owners == conversation.owners
+            and known.kind == conversation.kind
+        )
+
+
 class ModerationGate:
     """Asks ``moderation/`` on behalf of the server; one per node.
 
@@ -295,26 +354,35 @@ class ModerationGate:
         store: The repositories.
         clock: The node's clock (tests freeze it).
         metrics: Where refusals and deliveries are counted.
+        monotonic: Seconds for the age of cached send contexts (tests step it).
     """
 
     controls: IncidentControls
     """The node's incident controls and sessions (set by ``moderation_context``)."""
 
-    def __init__(self, store: Store, clock: Clock, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        metrics: Metrics,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.metrics = metrics
+        self._monotonic = monotonic
         self.policies = PolicyCache(store)
         self.cache = NodeCache()
         self.incidents = IncidentState()
         self.limiter = RateLimiter(DirectoryView(schools={}))
+        self._contexts: dict[tuple[str, str], SendContext] = {}
 
     def follow(self, feed: ChangeFeed) -> None:
         """Forget cached directory, blocks and policies when any node changes them."""
         for collection, forget in (
-            ("people", self.cache.people.clear),
-            ("schools", self.cache.schools.clear),
-            ("blocks", self.cache.blockers.clear),
+            ("people", self.cache.forget_people),
+            ("schools", self.cache.forget_schools),
+            ("blocks", self.cache.forget_all_blockers),
             ("school_policies", self.policies.clear),
         ):
             feed.subscribe(collection, _forgetting(forget))
@@ -401,6 +469,42 @@ class ModerationGate:
 
     # --- sending ----------------------------------------------------------------
 
+    async def send_context(self, sender_id: str, conversation: stored.Conversation) -> SendContext:
+        """The cached :class:`SendContext` of this sender there, built on a miss."""
+        generation = (self.cache.generation, self.policies.generation)
+        key = (sender_id, conversation.id)
+        known = self._contexts.get(key)
+        made = self._monotonic()
+        if (
+            known is not None
+            and made - known.made < CONTEXT_SECONDS
+            and known.fits(conversation, generation)
+        ):
+            return known
+        lookup = self.lookup()
+        people = await lookup.load(conversation.members)
+        sender = people.get(sender_id)
+        view = await lookup.view(people.values())
+        blockers = await self._blockers(sender_id, list(people)) if sender else []
+        context = SendContext(
+            conversation=conversation,
+            generation=generation,
+            made=made,
+            people=people,
+            sender=sender,
+            view=view,
+            state=as_moderated(conversation, people),
+            blocks=Blocks(frozenset((b, sender_id) for b in blockers)),
+        )
+        if (
+            self.cache.generation,
+            self.policies.generation,
+        ) == generation:  # nothing forgot meanwhile
+            if len(self._contexts) >= MAX_CONTEXTS:
+                self._contexts.clear()
+            self._contexts[key] = context
+        return context
+
     async def check_send(self, sender_id: str, conversation: stored.Conversation) -> SendVerdict:
         """Decide a send: refusal, or each recipient's delivery (``may_send``, then rates).
 
@@ -408,17 +512,13 @@ class ModerationGate:
         only consulted (and charged) for a send every other rule allows.
         """
         now = self.clock.now()
-        lookup = self.lookup()
-        people = await lookup.load(conversation.members)
-        sender = people.get(sender_id)
+        context = await self.send_context(sender_id, conversation)
+        sender, view, people = context.sender, context.view, context.people
         if sender is None:
             return SendVerdict(
                 ErrorCode.NOT_ALLOWED, Reason.NOT_A_MEMBER, MESSAGES[Reason.NOT_A_MEMBER]
             )
-        view = await lookup.view(people.values())
-        blockers = await self._blockers(sender_id, list(people))
-        blocks = Blocks(frozenset((b, sender_id) for b in blockers))
-        state = as_moderated(conversation, people)
+        blocks, state = context.blocks, context.state
         incidents = self.incidents.expired_removed(now)
         decision = may_send(view, sender, state, now, incidents, blocks)
         if decision.reason is not None:
@@ -432,8 +532,8 @@ class ModerationGate:
             message = f"You are sending too fast; wait {wait:.0f} seconds."
             return SendVerdict(ErrorCode.RATE_LIMITED, Reason.RATE_LIMITED, message, wait)
         deliveries = dict(decision.deliveries)
-        for delivery in deliveries.values():
-            self.metrics.moderation_deliveries.labels(delivery.value).inc()
+        for delivery, count in Counter(deliveries.values()).items():
+            self.metrics.moderation_deliveries.labels(delivery.value).inc(count)
         quiet_until = None
         for person_id in decision.told_to_sender():
             recipient = people[person_id]
@@ -454,6 +554,7 @@ __all__ = [
     "ModerationGate",
     "PolicyCache",
     "PolicyError",
+    "SendContext",
     "SendVerdict",
     "as_moderated",
     "refusal",

@@ -143,6 +143,30 @@ async def test_night_closure_of_pupils_set_by_the_director(
         await ws.close()
 
 
+async def test_a_policy_revision_applies_to_the_very_next_send(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    """The node reuses what a send read (people, policies, blocks) for the next
+    sends; a revision stored through it must not wait for that to expire."""
+    (teacher, ws_t), (director, ws_d), (pupil, ws_e) = await online(
+        http, server, "T001", "D001", "E001"
+    )
+    _, group = await create(http, server, teacher, "group", [director.person_id, pupil.person_id])
+    set_clock(server, 21)
+    envelopes = {teacher.device_id: b"t", director.device_id: b"d"}
+    await send(ws_e, group["id"], "p1", envelopes)
+    assert (await answer(ws_e, "p1"))["type"] == "sent"  # no night closure yet
+    policy = {"version": 2, "night_closure": {"enabled": True, "start": "20:30", "end": "07:00"}}
+    url = f"{server.url}/v1/schools/9999999D/policy"
+    status, body = await call(http, "PUT", url, director, policy)
+    assert status == 200 and body["policy"]["version"] == 2, body
+    await send(ws_e, group["id"], "p2", envelopes)
+    error = await answer(ws_e, "p2")
+    assert (error["code"], error["reason"]) == ("not_allowed", "night_closure")
+    for ws in (ws_t, ws_d, ws_e):
+        await ws.close()
+
+
 async def test_the_directory_lists_only_reachable_people(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
