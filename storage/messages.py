@@ -248,3 +248,20 @@ class MessageRepository:
             {"recipients": device_id},
             {"$pull": {"recipients": device_id}, "$unset": {f"pairwise.{device_id}": ""}},
         )
+
+    async def heads_since(self, expires_from: datetime) -> dict[str, int]:
+        """Conversation → highest seq among messages with ``expires_at >=
+        expires_from``, i.e. created at or after ``expires_from - lifetime``.
+
+        A range of the ``ttl`` index, two fields projected: what a node may
+        have stored but not published since its mark (``storage.heads``).
+        """
+        heads: dict[str, int] = {}
+        cursor = self.collection.find(
+            {"expires_at": {"$gte": expires_from}}, {"_id": 0, "conversation": 1, "seq": 1}
+        ).hint("ttl")
+        async for doc in cursor:
+            conversation, seq = doc["conversation"], int(doc["seq"])
+            if seq > heads.get(conversation, 0):
+                heads[conversation] = seq
+        return heads
