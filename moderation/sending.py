@@ -76,6 +76,7 @@ def may_send(
     now: datetime,
     incidents: IncidentState | None = None,
     blocks: Blocks | None = None,
+    membership: Decision | None = None,
 ) -> SendDecision:
     """Whether ``sender`` may send in ``conversation`` now, and how each member gets it.
 
@@ -86,6 +87,9 @@ def may_send(
         now: The instant (aware).
         incidents: Incident controls in force (none by default).
         blocks: Blocks in force (none by default).
+        membership: :func:`check_conversation` of this view and conversation,
+            computed moments before (a server reuses it for a few seconds: it
+            costs O(members²) in a group); computed here when None.
 
     Returns:
         The decision and, when allowed, a delivery for every other member.
@@ -108,7 +112,7 @@ def may_send(
         return _refused(reason)
     if night_closed(view, sender, now):
         return _refused(Reason.NIGHT_CLOSURE)
-    decision = check_conversation(view, conversation, now)
+    decision = membership if membership is not None else check_conversation(view, conversation, now)
     if not decision:
         return SendDecision(decision)
     deliveries = {

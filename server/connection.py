@@ -338,7 +338,7 @@ class DeviceConnection:
         except ProtocolError as exc:
             await self._refuse(exc.code, exc.message)
             return None
-        self.metrics.frames_in.labels(frame.type).inc()
+        self.metrics.count(self.metrics.frames_in, frame.type)
         if not isinstance(frame, AuthFrame):
             await self._refuse(ErrorCode.NOT_AUTHENTICATED, "answer the challenge first")
             return None
@@ -365,7 +365,7 @@ class DeviceConnection:
 
     async def _send_now(self, kind: str, text: str) -> None:
         await self.ws.send_str(text)
-        self.metrics.frames_out.labels(kind).inc()
+        self.metrics.count(self.metrics.frames_out, kind)
 
     def _start_writer(self) -> None:
         self._spawn(self._writer)
@@ -492,7 +492,7 @@ class DeviceConnection:
             self.metrics.frames_in.labels("invalid").inc()
             await self._bad_frame(exc)
             return
-        self.metrics.frames_in.labels(frame.type).inc()
+        self.metrics.count(self.metrics.frames_in, frame.type)
         if not self.s.gate.controls.valid(self):
             self.log_out()
             return

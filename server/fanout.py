@@ -84,6 +84,7 @@ class Fanout:
 
     def deliver(self, docs: Sequence[Doc], path: str = "local") -> None:
         """Offer each stored document to its recipient devices connected here."""
+        delivered = 0
         for doc in docs:
             self._ring.add(doc)
             event = doc.get("event")
@@ -102,7 +103,9 @@ class Fanout:
                 connection.deliver_live(
                     message.conversation, message.seq, frame.type, dump_frame(frame)
                 )
-                self._metrics.deliveries.labels(path).inc()
+                delivered += 1
+        if delivered:
+            self._metrics.count(self._metrics.deliveries, path, delivered)
 
     def follow(
         self, feed: ChangeFeed, receipts: Receipts, observe: Callable[[str, int], None]

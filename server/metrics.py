@@ -6,12 +6,15 @@ in ``_total``, durations are histograms in seconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, str], Any] = {}
         self.connected_devices = Gauge(
             "carnet_connected_devices",
             "Devices with an authenticated WebSocket on this node.",
@@ -106,3 +109,15 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+
+    def count(self, counter: Counter, label: str, amount: float = 1) -> None:
+        """``counter.labels(label).inc(amount)``, the labelled child kept.
+
+        ``labels()`` takes a lock and builds a key on every call: a few µs,
+        several times per message on the send and delivery paths.
+        """
+        key = (id(counter), label)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(label)
+        child.inc(amount)

@@ -43,6 +43,7 @@ from moderation import (
     PolicyError,
     RateLimiter,
     Reason,
+    check_conversation,
     may_add_member,
     may_remove_member,
     may_send,
@@ -324,6 +325,9 @@ class SendContext:
     forgot anything (their ``generation``), the conversation is the same
     (members, owners, kind) and it is younger than :data:`CONTEXT_SECONDS`.
     Rebuilding it was most of a send's server time (docs/performance.md).
+    Rules that depend on the date (a person's leaving date) are thus applied
+    within :data:`CONTEXT_SECONDS` of it; the time of day (quiet hours, night
+    closure) and incidents are checked on every send.
     """
 
     conversation: stored.Conversation
@@ -334,6 +338,10 @@ class SendContext:
     view: DirectoryView
     state: Conversation
     blocks: Blocks
+    membership: Decision
+    """``check_conversation`` of ``view`` and ``state`` when the context was made:
+    the membership rules (contacts, second adult) do not change from one send
+    to the next, only with the people, policies or members above."""
 
     def fits(self, conversation: stored.Conversation, generation: tuple[int, int]) -> bool:
         """Still valid for a send to ``conversation`` (time checked by the caller)."""
@@ -486,6 +494,7 @@ class ModerationGate:
         sender = people.get(sender_id)
         view = await lookup.view(people.values())
         blockers = await self._blockers(sender_id, list(people)) if sender else []
+        state = as_moderated(conversation, people)
         context = SendContext(
             conversation=conversation,
             generation=generation,
@@ -493,8 +502,9 @@ class ModerationGate:
             people=people,
             sender=sender,
             view=view,
-            state=as_moderated(conversation, people),
+            state=state,
             blocks=Blocks(frozenset((b, sender_id) for b in blockers)),
+            membership=check_conversation(view, state, self.clock.now()),
         )
         if (
             self.cache.generation,
@@ -520,7 +530,7 @@ class ModerationGate:
             )
         blocks, state = context.blocks, context.state
         incidents = self.incidents.expired_removed(now)
-        decision = may_send(view, sender, state, now, incidents, blocks)
+        decision = may_send(view, sender, state, now, incidents, blocks, context.membership)
         if decision.reason is not None:
             self._count("send", decision.decision)
             return SendVerdict(ErrorCode.NOT_ALLOWED, decision.reason, MESSAGES[decision.reason])
@@ -533,7 +543,7 @@ class ModerationGate:
             return SendVerdict(ErrorCode.RATE_LIMITED, Reason.RATE_LIMITED, message, wait)
         deliveries = dict(decision.deliveries)
         for delivery, count in Counter(deliveries.values()).items():
-            self.metrics.moderation_deliveries.labels(delivery.value).inc(count)
+            self.metrics.count(self.metrics.moderation_deliveries, delivery.value, count)
         quiet_until = None
         for person_id in decision.told_to_sender():
             recipient = people[person_id]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from moderation import (
+    ALLOWED,
     Blocks,
     ContactPolicy,
     Conversation,
@@ -17,6 +18,7 @@ from moderation import (
     Reason,
     Suspension,
     SuspensionScope,
+    check_conversation,
     may_block,
     may_send,
 )
@@ -111,6 +113,19 @@ def test_conversation_that_lost_its_second_adult_is_frozen() -> None:
     assert may_send(view(), T5A, broken, NOW).reason == Reason.PERSON_LEFT
     broken = Conversation(ConversationKind.CLASS, (T5A, P5A), frozenset({"t5a"}))
     assert may_send(view(), T5A, broken, NOW).reason == Reason.SECOND_ADULT_REQUIRED
+
+
+def test_a_membership_check_given_by_the_caller_replaces_the_one_made_here() -> None:
+    broken = Conversation(ConversationKind.CLASS, (T5A, P5A), frozenset({"t5a"}))
+    checked = check_conversation(view(), broken, NOW)
+    assert checked.reason == Reason.SECOND_ADULT_REQUIRED
+    assert may_send(view(), T5A, broken, NOW, membership=checked).reason == checked.reason
+    # What is given is used as is: the server computes it for the same view and members.
+    assert may_send(view(), T5A, broken, NOW, membership=ALLOWED).allowed
+    given = check_conversation(view(), CHANNEL, NOW)
+    assert may_send(view(), P5A, CHANNEL, NOW, membership=given) == may_send(
+        view(), P5A, CHANNEL, NOW
+    )
 
 
 def test_night_closure_stops_pupils_only() -> None:
