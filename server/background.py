@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -28,56 +28,95 @@ from server.recent_senders import RecentSenders
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
+from server.write_gaps import WriteGaps, chunks
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
+from storage.messages import Held
 
 log = logging.getLogger(__name__)
 PURGE_EVERY = timedelta(seconds=30)
 
-
-PURGE_CHUNK = 100
 PURGE_SHARE = 0.5
-"""At most this share of the purge's wall time is spent writing: it yields the rest,
-so that dropping ciphertext (one updated document per message) never holds up
-the group commits of new messages (docs/performance.md)."""
+"""At most this share of the purge's wall time is spent writing: it yields the rest."""
+PURGE_PATIENCE = 1.0
+"""Seconds a purge chunk waits for a gap between group commits (``server.write_gaps``)."""
+PURGE_MAX_LAG = timedelta(minutes=10)
+"""Delivered ciphertext older than this is dropped without waiting for a gap:
+under sustained load the purge takes its share instead of falling behind."""
 
 
-async def purge_delivered(store: Store, since: datetime, share: float = 1.0) -> int:
+def delivered_runs(held: Sequence[Held], acked: Mapping[str, int]) -> list[list[Held]]:
+    """The messages every recipient device acknowledged, as runs of consecutive ones.
+
+    Args:
+        held: The conversation's messages that still hold ciphertext, by seq.
+        acked: Device id → acknowledged seq (cursors).
+
+    Returns:
+        Maximal runs of ``held`` whose every message is delivered: a run's seq
+        range holds no message still waiting for a device (the others in it
+        hold no ciphertext), so it can be dropped as one index range.
+    """
+    runs: list[list[Held]] = []
+    current: list[Held] = []
+    for message in held:
+        if all(acked.get(device, 0) >= message.seq for device in message.recipients):
+            current.append(message)
+        elif current:
+            runs.append(current)
+            current = []
+    if current:
+        runs.append(current)
+    return runs
+
+
+async def purge_delivered(
+    store: Store,
+    since: datetime,
+    share: float = 1.0,
+    gaps: WriteGaps | None = None,
+    now: datetime | None = None,
+) -> int:
     """Drop the ciphertext every recipient device has acknowledged (RGPD art. 5(1)(e)).
 
     Looks at conversations active since ``since``; returns how many messages
     lost their ciphertext. A message is done when each of its recipients'
-    cursors has reached its seq. Drops :data:`PURGE_CHUNK` messages at a
-    time and, with ``share`` < 1, pauses after each chunk so that writing
-    takes at most that share of the time.
+    cursors has reached its seq. Drops at most :data:`server.write_gaps.CHUNK`
+    messages per command, each after waiting (at most :data:`PURGE_PATIENCE`)
+    for a gap between group commits unless it is older than
+    :data:`PURGE_MAX_LAG` at ``now``; with ``share`` < 1, pauses after each
+    chunk so that writing takes at most that share of the time.
     """
     dropped = 0
+    overdue = None if now is None else now - PURGE_MAX_LAG
     async for conversation in store.conversations.active_since(since):
-        pending = await store.messages.undelivered(conversation.id)
-        if not pending:
+        held = await store.messages.undelivered(conversation.id)
+        if not held:
             continue
         acked = await store.cursors.of_conversation(conversation.id)
-        done = [
-            message_id
-            for message_id, seq, recipients in pending
-            if all(acked.get(device, 0) >= seq for device in recipients)
-        ]
-        for start in range(0, len(done), PURGE_CHUNK):
-            began = time.monotonic()
-            dropped += await store.messages.drop_ciphertext(done[start : start + PURGE_CHUNK])
-            if share < 1:
-                await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
+        for run in delivered_runs(held, acked):
+            for part in chunks(run):
+                if gaps is not None and (overdue is None or part[0].created_at >= overdue):
+                    await gaps.wait(PURGE_PATIENCE)
+                began = time.monotonic()
+                dropped += await store.messages.drop_ciphertext(
+                    conversation.id, part[0].seq, part[-1].seq
+                )
+                if share < 1:
+                    await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
     return dropped
 
 
-async def _purge_loop(store: Store, services: Services, stop: asyncio.Event) -> None:
+async def _purge_loop(
+    store: Store, services: Services, gaps: WriteGaps, stop: asyncio.Event
+) -> None:
     since = services.clock.now() - PURGE_EVERY
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PURGE_EVERY.total_seconds())
         started = services.clock.now()
         try:
-            await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE)
+            await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE, gaps, started)
             await store.attachments.purge_expired(started)
             since = started
         except (DatabaseUnavailable, DriverError) as exc:
@@ -89,9 +128,9 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     feed = app[FEED]
     node = feed.node
     lookups = Lookups(store)
-    recent, ring = RecentSenders(), RecentMessages()
+    recent, ring, gaps = RecentSenders(), RecentMessages(), WriteGaps()
     receipts = Receipts(
-        store, app[HUB], app[CLOCK], node, lookups, recent, settings.ack_flush_seconds
+        store, app[HUB], app[CLOCK], node, lookups, recent, settings.ack_flush_seconds, gaps
     )
     reads = DeliveryReads(store, app[CLOCK], lookups, recent, ring, receipts)
     fanout = Fanout(app[HUB], metrics, lookups, recent, ring, reads.forget_people)
@@ -122,7 +161,7 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
             group.create_task(sequencer.run())
             group.create_task(receipts.run(stop))
             group.create_task(reads.run(stop))
-            group.create_task(_purge_loop(store, services, stop))
+            group.create_task(_purge_loop(store, services, gaps, stop))
 
     await sequencer.repair(app[CLOCK].now())  # heads a dead node recorded, before serving
     task = asyncio.create_task(serve(), name=f"carnet-services-{node}")

@@ -5,8 +5,8 @@ conversation) and say that its person has *received* the conversation up to
 a seq; a ``read`` frame says they have *read* it. Acknowledgements are
 cumulative, so only the highest seq per device and conversation matters:
 this node keeps them in memory and writes them every ``ack_flush_seconds``
-(5 s) — one ``bulk_write`` of cursors and one of receipts for all its
-devices — instead of two writes per acknowledgement: on the embedded
+(5 s) — ``bulk_write`` commands of :data:`server.write_gaps.CHUNK` documents
+put between group commits — instead of two writes per acknowledgement: on the embedded
 database each updated document costs more than a stored message, and these
 writes once set the node's throughput (docs/performance.md). Delivery stays
 at least once: a node that dies loses at most that interval of cursors, and
@@ -42,6 +42,7 @@ from server.hub import Hub
 from server.lookups import Lookups
 from server.node_cache import TtlCache
 from server.recent_senders import RecentSenders
+from server.write_gaps import WriteGaps, chunks
 from storage.conversations import Conversation, ConversationKind
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
@@ -54,6 +55,8 @@ Kind = Literal["delivered", "read"]
 SETTINGS_TTL_SECONDS = 30.0
 TELL_SECONDS = 0.25
 """How soon a receipt is told to the people it concerns on this node."""
+FLUSH_PATIENCE = 0.5
+"""Seconds each chunk of the flush waits for a gap between group commits."""
 TOLD_ENTRIES = 200_000
 """(conversation, person, kind) whose last told seq a node remembers."""
 
@@ -70,6 +73,7 @@ class Receipts:
         lookups: Lookups,
         recent: RecentSenders,
         interval: float,
+        gaps: WriteGaps | None = None,
     ) -> None:
         self._store = store
         self._lookups = lookups
@@ -78,6 +82,7 @@ class Receipts:
         self._node = node
         self._recent = recent
         self._interval = interval
+        self._gaps = gaps or WriteGaps()
         self._settings: TtlCache[str, SchoolSettings] = TtlCache(SETTINGS_TTL_SECONDS)
         self._cursors: dict[str, dict[str, int]] = {}
         self._pending: dict[tuple[str, str, Kind], tuple[int, str]] = {}
@@ -162,21 +167,20 @@ class Receipts:
         if not cursors and not unwritten:
             return
         now = self._clock.now()
+        advances = [(d, c, seq) for d, acks in cursors.items() for c, seq in acks.items()]
+        updates = [(ReceiptUpdate(c, p, k, seq), d) for (c, p, k), (seq, d) in unwritten.items()]
         try:
-            devices = {*cursors, *(device for _, device in unwritten.values())}
-            live = await self._store.enrolment.existing_devices(sorted(devices))
-            await self._store.cursors.advance_many(
-                {d: acks for d, acks in cursors.items() if d in live}, now
-            )
-            await self._store.receipts.advance_many(
-                [
-                    ReceiptUpdate(c, p, k, seq)
-                    for (c, p, k), (seq, device) in unwritten.items()
-                    if device in live
-                ],
-                now,
-                self._node,
-            )
+            for part in chunks(advances):
+                live = await self._live({d for d, _, _ in part})
+                by_device: dict[str, dict[str, int]] = {}
+                for device_id, conversation_id, seq in part:
+                    if device_id in live:
+                        by_device.setdefault(device_id, {})[conversation_id] = seq
+                await self._store.cursors.advance_many(by_device, now)
+            for receipts in chunks(updates):
+                live = await self._live({d for _, d in receipts})
+                kept = [update for update, device_id in receipts if device_id in live]
+                await self._store.receipts.advance_many(kept, now, self._node)
         except (DatabaseUnavailable, DriverError) as exc:
             log.warning("cursors and receipts not written (%s); retried", type(exc).__name__)
             for device_id, acks in cursors.items():
@@ -186,6 +190,15 @@ class Receipts:
             for key, (seq, device_id) in unwritten.items():
                 if seq > self._unwritten.get(key, (0, ""))[0]:
                     self._unwritten[key] = (seq, device_id)
+
+    async def _live(self, devices: set[str]) -> set[str]:
+        """Of ``devices``, those that still exist, once the group commit leaves a gap.
+
+        Checked just before each chunk is written, so that a person erased
+        meanwhile (RGPD art. 17) leaves no cursor or receipt behind.
+        """
+        await self._gaps.wait(FLUSH_PATIENCE)
+        return set(await self._store.enrolment.existing_devices(sorted(devices)))
 
     def _keep_pending(self, pending: dict[tuple[str, str, Kind], tuple[int, str]]) -> None:
         for key, (seq, device_id) in pending.items():

@@ -1,0 +1,60 @@
+"""Group commits first: background writes go in the gaps between them.
+
+The embedded database runs every command in one process, one after another:
+a background ``bulk_write`` of a hundred cursor updates or a hundred purged
+ciphertexts (≈ 0.6 ms a document on SecantusDB, docs/performance.md) holds
+every message waiting behind it for 60 ms. So the node's background writers
+(the ciphertext purge, the cursor and receipt flush) write in small chunks and,
+before each chunk, wait until the sequencer has nothing to write — or until
+their own patience runs out, so that they are never starved for good.
+
+The sequencer says when it is busy (:meth:`WriteGaps.busy`) and when its
+queue is empty (:meth:`WriteGaps.idle`); nothing here touches the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+
+CHUNK = 25
+"""Documents a background writer writes in one command at most: ≈ 15 ms of
+the embedded database, the longest a commit waits behind one."""
+
+
+class WriteGaps:
+    """Whether the node's group commit has work, and a way to wait until it has none."""
+
+    def __init__(self) -> None:
+        self._gap = asyncio.Event()
+        self._gap.set()
+
+    def busy(self) -> None:
+        """Messages are waiting to be written (the sequencer queued one)."""
+        self._gap.clear()
+
+    def idle(self) -> None:
+        """Nothing waits to be written and no batch is in flight."""
+        self._gap.set()
+
+    @property
+    def open(self) -> bool:
+        return self._gap.is_set()
+
+    async def wait(self, longest: float) -> bool:
+        """Until the sequencer is idle, or ``longest`` seconds; True if it is idle."""
+        if self._gap.is_set():
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._gap.wait(), longest)
+        return self._gap.is_set()
+
+
+def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``items`` cut in runs of at most ``size``, in order."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

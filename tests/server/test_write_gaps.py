@@ -1,0 +1,46 @@
+"""Background writes wait for gaps between commits; the purge drops runs of delivered messages."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+from server.background import delivered_runs
+from server.write_gaps import WriteGaps, chunks
+from storage.messages import Held
+
+AT = datetime(2037, 9, 1, tzinfo=UTC)
+
+
+def held(seq: int, *recipients: str) -> Held:
+    return Held(f"m{seq}", seq, recipients, AT)
+
+
+def test_runs_break_at_a_message_still_waiting_for_a_device() -> None:
+    messages = [held(2, "a", "b"), held(3, "a"), held(5, "b"), held(6, "a", "b"), held(9, "a")]
+    acked = {"a": 9, "b": 5}
+    runs = delivered_runs(messages, acked)
+    assert [[m.seq for m in run] for run in runs] == [[2, 3, 5], [9]]
+
+
+def test_a_device_without_a_cursor_holds_every_message_addressed_to_it() -> None:
+    messages = [held(1, "a"), held(2, "a", "new")]
+    assert [[m.seq for m in r] for r in delivered_runs(messages, {"a": 2})] == [[1]]
+    assert delivered_runs([], {"a": 2}) == []
+
+
+def test_chunks_keep_order_and_bound_size() -> None:
+    assert [list(c) for c in chunks(list(range(7)), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(chunks([], 3)) == []
+
+
+async def test_a_waiter_goes_as_soon_as_the_sequencer_is_idle() -> None:
+    gaps = WriteGaps()
+    assert await gaps.wait(0.0)  # idle: no wait at all
+    gaps.busy()
+    assert not await gaps.wait(0.01)  # still busy: patience ran out
+    waiter = asyncio.create_task(gaps.wait(30.0))
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    gaps.idle()
+    assert await asyncio.wait_for(waiter, 5.0)
