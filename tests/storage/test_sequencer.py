@@ -1,5 +1,6 @@
 """The sequencer against a real database: group commit across conversations,
-seqs from memory arbitrated by the unique index, retried sends, heads published.
+seqs from memory arbitrated by the unique index, retried sends, heads published,
+and heads a dead node left found again from the messages after its mark.
 
 Two :class:`Sequencer` objects on one database are two nodes (each its own
 memory of heads); nothing here is simulated but the network between them.
@@ -16,13 +17,16 @@ from typing import Any
 
 import pytest
 
+from server.clock import FrozenClock
 from server.metrics import Metrics
-from server.sequencer import Sequencer
+from server.sequencer import CLOCK_MARGIN, Sequencer
 from storage.conversations import ConversationKind
 from storage.database import Store
-from storage.messages import NewMessage
+from storage.messages import NewMessage, message_document
 
 NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=1)
+LIFETIME = timedelta(days=30)
 Doc = dict[str, Any]
 
 
@@ -40,10 +44,19 @@ async def store(database_uri: str) -> AsyncIterator[Store]:
 class Node:
     """A sequencer with its own memory, and what it delivered locally."""
 
-    def __init__(self, store: Store, name: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        name: str,
+        clock: FrozenClock | None = None,
+        publish_seconds: float = 5.0,
+    ) -> None:
         self.stored: list[Doc] = []
         self.batches = 0
-        self.sequencer = Sequencer(store, name, timedelta(days=30), self._on_stored, Metrics())
+        self.clock = clock or FrozenClock(NOW)
+        self.sequencer = Sequencer(
+            store, name, LIFETIME, self._on_stored, Metrics(), publish_seconds, self.clock
+        )
         self.task: asyncio.Task[None] | None = None
 
     def _on_stored(self, docs: Sequence[Doc]) -> None:
@@ -68,13 +81,15 @@ async def conversation(store: Store) -> str:
     return created.id
 
 
-def message(conversation: str, ident: str, sender: str = "d1") -> NewMessage:
+def message(
+    conversation: str, ident: str, sender: str = "d1", created_at: datetime = NOW
+) -> NewMessage:
     return NewMessage(
         message_id=f"m_{ident}",
         conversation=conversation,
         sender_device=sender,
         sender_person="p1",
-        created_at=NOW,
+        created_at=created_at,
         group_ciphertext=b"opaque",
         group_devices=("d2",),
     )
@@ -148,36 +163,150 @@ async def test_a_send_to_a_missing_conversation_fails_alone(store: Store) -> Non
     assert await store.messages.collection.count_documents({}) == 1
 
 
-async def test_heads_recorded_by_a_node_that_died_are_published_by_the_next(
+class DeadNode:
+    def __init__(self, sequencer: Sequencer, task: asyncio.Task[None]) -> None:
+        self.sequencer = sequencer
+        self.task = task
+
+    async def kill(self) -> None:
+        self.task.cancel()  # no close(): nothing more is written, nothing published
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def start_dead(store: Store, name: str, clock: FrozenClock) -> DeadNode:
+    """A node that will be killed: it never publishes (its interval is an hour)."""
+    sequencer = Sequencer(store, name, LIFETIME, lambda docs: None, Metrics(), 3600.0, clock)
+    task = asyncio.create_task(sequencer.run())
+    await asyncio.sleep(0)
+    return DeadNode(sequencer, task)
+
+
+async def heads_document(store: Store, node: str) -> Doc | None:
+    return await store.db["heads"].find_one({"_id": node})
+
+
+async def test_heads_a_node_stored_and_never_published_are_published_by_the_next(
     store: Store,
 ) -> None:
-    c = await conversation(store)
-    dead = Sequencer(store, "dead", timedelta(days=30), lambda docs: None, Metrics(), 3600.0)
-    task = asyncio.create_task(dead.run())
-    await asyncio.sleep(0)
-    await dead.submit(message(c, "before-crash"))
-    task.cancel()  # killed: it never published (its interval is an hour)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    assert (await store.conversations.seqs([c]))[c] == 0
-    assert [n.heads for n in await store.heads.all()] == [{c: 1}]
-    fresh = Sequencer(store, "fresh", timedelta(days=30), lambda docs: None, Metrics())
+    c, d = await conversation(store), await conversation(store)
+    dead = await start_dead(store, "dead", FrozenClock(NOW))
+    await asyncio.gather(
+        dead.sequencer.submit(message(c, "1")), dead.sequencer.submit(message(d, "2"))
+    )
+    await dead.sequencer.submit(message(c, "3"))
+    await dead.kill()
+    assert await store.conversations.seqs([c, d]) == {c: 0, d: 0}
+    # Nothing per batch but the messages: the document holds only a mark, written
+    # before the first batch and at or before every message of the node.
+    document = await heads_document(store, "dead")
+    assert document is not None and "heads" not in document
+    assert document["mark"] <= NOW
+
+    clock = FrozenClock(NOW)
+    fresh = Sequencer(store, "fresh", LIFETIME, lambda docs: None, Metrics(), clock=clock)
     await fresh.repair(NOW)
-    assert (await store.conversations.seqs([c]))[c] == 1
+    assert await store.conversations.seqs([c, d]) == {c: 2, d: 1}
+    clock.advance(timedelta(hours=1))
     await fresh.repair(NOW + timedelta(hours=1))  # silent for long: its document goes
     assert await store.heads.all() == []
 
 
-async def test_a_running_node_publishes_heads_and_forgets_what_it_published(
+async def test_a_message_older_than_the_mark_lowers_it_before_it_is_written(
     store: Store,
 ) -> None:
     c = await conversation(store)
+    dead = await start_dead(store, "dead", FrozenClock(LATER))
+    await dead.sequencer.submit(message(c, "on-time", created_at=LATER))
+    assert (await store.heads.all())[0].mark == LATER - CLOCK_MARGIN
+    # Created an hour before it reached the sequencer (say, a slow moderation read).
+    await dead.sequencer.submit(message(c, "late", created_at=NOW))
+    await dead.kill()
+    assert (await store.heads.all())[0].mark == NOW - CLOCK_MARGIN
+
+    fresh = Sequencer(
+        store, "fresh", LIFETIME, lambda docs: None, Metrics(), clock=FrozenClock(LATER)
+    )
+    await fresh.repair(NOW)
+    assert (await store.conversations.seqs([c]))[c] == 2
+
+
+async def test_repair_reads_only_the_messages_created_from_the_oldest_mark_on(
+    store: Store,
+) -> None:
+    old, new = await conversation(store), await conversation(store)
+    # Stored a day ago and never published (as if): before every mark, not read.
+    gone = NewMessage("m_gone", old, "d1", "p1", NOW - timedelta(days=1))
+    await store.messages.insert_ordered(
+        [message_document(gone, 3, "gone", gone.created_at + LIFETIME)]
+    )
     async with Node(store, "a") as node:
+        await node.sequencer.submit(message(new, "x"))
+    # Closed: published, and its mark moved up to its clock (less the margin).
+    [marked] = await store.heads.all()
+    assert marked.mark == NOW - CLOCK_MARGIN and marked.lifetime == LIFETIME
+    assert marked.expires_from is not None
+    assert await store.messages.heads_since(marked.expires_from) == {new: 1}
+
+    fresh = Sequencer(
+        store, "fresh", LIFETIME, lambda docs: None, Metrics(), clock=FrozenClock(LATER)
+    )
+    await fresh.repair(NOW)
+    assert await store.conversations.seqs([old, new]) == {old: 0, new: 1}
+
+
+async def test_a_previous_version_heads_map_is_published_then_removed(store: Store) -> None:
+    c, d, e = await conversation(store), await conversation(store), await conversation(store)
+    heads = store.db["heads"]
+    # Written by nodes of the previous version: one alive, one silent for long.
+    await heads.insert_one({"_id": "old", "heads": {c: 4, d: 2}, "updated_at": NOW})
+    await heads.insert_one(
+        {"_id": "older", "heads": {e: 7}, "updated_at": NOW - timedelta(hours=1)}
+    )
+
+    fresh = Sequencer(
+        store, "fresh", LIFETIME, lambda docs: None, Metrics(), clock=FrozenClock(NOW)
+    )
+    await fresh.repair(NOW)
+    assert await store.conversations.seqs([c, d, e]) == {c: 4, d: 2, e: 7}
+    assert await heads.find_one({"_id": "older"}) is None
+    old = await heads.find_one({"_id": "old"})
+    assert old is not None and old["heads"] == {}  # published: not again
+
+
+async def test_the_mark_stays_before_a_message_queued_during_the_publication(
+    store: Store,
+) -> None:
+    c = await conversation(store)
+    async with Node(store, "a", FrozenClock(LATER), publish_seconds=0.0) as node:
+        sequencer = node.sequencer
+        first = sequencer.enqueue(message(c, "first", created_at=LATER))
+        while sequencer._pending:  # noqa: SLF001 - until the writer holds the batch
+            await asyncio.sleep(0)
+        # Queued while "first" is written, so during its publication; created long
+        # before (and never written: its conversation does not exist).
+        queued = sequencer.enqueue(message("c_missing", "queued", created_at=NOW))
+        await first
+        with pytest.raises(KeyError):
+            await queued
+    assert (await store.conversations.seqs([c]))[c] == 1  # "first" was published
+    [marked] = await store.heads.all()
+    assert marked.mark is not None and marked.mark <= NOW
+
+
+async def test_a_running_node_publishes_heads_and_moves_its_mark(store: Store) -> None:
+    c = await conversation(store)
+    clock = FrozenClock(NOW)
+    async with Node(store, "a", clock) as node:
         node.sequencer._publish_seconds = 0.05  # noqa: SLF001 - a short interval for the test
         await node.sequencer.submit(message(c, "x"))
+        clock.advance(timedelta(minutes=1))
+        moved = NOW + timedelta(minutes=1) - CLOCK_MARGIN
         for _ in range(100):  # bounded: 5 s
-            if (await store.conversations.seqs([c]))[c] == 1:
+            document = await heads_document(store, "a")
+            if document is not None and document["mark"] == moved:
                 break
             await asyncio.sleep(0.05)
-    assert (await store.conversations.seqs([c]))[c] == 1
-    assert [n.heads for n in await store.heads.all()] == [{}]
+        assert document is not None and document["mark"] == moved  # moved once published
+        assert "heads" not in document
+        assert (await store.conversations.seqs([c]))[c] == 1
