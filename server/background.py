@@ -135,7 +135,13 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
     reads = DeliveryReads(store, app[CLOCK], lookups, recent, ring, receipts)
     fanout = Fanout(app[HUB], metrics, lookups, recent, ring, reads.forget_people)
     sequencer = Sequencer(
-        store, node, timedelta(days=settings.undelivered_days), fanout.deliver, metrics
+        store,
+        node,
+        timedelta(days=settings.undelivered_days),
+        fanout.deliver,
+        metrics,
+        clock=app[CLOCK],
+        gaps=gaps,
     )
     services = Services(
         settings=settings,

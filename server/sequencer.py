@@ -54,6 +54,7 @@ from pymongo.errors import BulkWriteError
 
 from server.clock import Clock, SystemClock
 from server.metrics import Metrics
+from server.write_gaps import WriteGaps
 from storage.database import Store
 from storage.messages import DUPLICATE_KEY, NewMessage, WriteResult, message_document
 
@@ -108,6 +109,8 @@ class Sequencer:
         clock: the time of marks and of :data:`SILENT_NODE` (the messages'
             ``created_at`` come from the server's clock; a mark after one of
             them is lowered before it is written, so any clock is safe).
+        gaps: told when messages wait and when none does, for the background
+            writers that go between group commits (``server.write_gaps``).
     """
 
     def __init__(
@@ -119,6 +122,7 @@ class Sequencer:
         metrics: Metrics,
         publish_seconds: float = 5.0,
         clock: Clock | None = None,
+        gaps: WriteGaps | None = None,
     ) -> None:
         self._store = store
         self._node = node
@@ -135,6 +139,7 @@ class Sequencer:
         """This node's mark as stored (None: not written by this process yet)."""
         self._written_at: datetime | None = None
         """When the last batch's newest message was created (the publication's time)."""
+        self._gaps = gaps or WriteGaps()
         self._wake = asyncio.Event()
         self._accepting = False
         self._closing = asyncio.Event()
@@ -176,6 +181,7 @@ class Sequencer:
             if not self._pending:
                 if self._closing.is_set():
                     break
+                self._gaps.idle()  # background writers may go (server.write_gaps)
                 self._wake.clear()
                 # Nothing to publish and no mark of ours yet: nothing to time.
                 timing = self._unpublished or self._mark is not None
@@ -218,6 +224,7 @@ class Sequencer:
             raise SequencerClosed
         done: asyncio.Future[WriteResult] = asyncio.get_running_loop().create_future()
         self._pending.append(_Pending(message, done))
+        self._gaps.busy()
         self._wake.set()
         return done
 
