@@ -87,8 +87,8 @@ async def remove_person(
     devices = await store.enrolment.remove_person(person_id)
     for device_id in devices:
         await store.prekeys.forget_device(device_id)
-        await store.messages.forget_device(device_id)
         await store.cursors.forget_device(device_id)
+    await store.messages.forget_devices(devices)
     await store.conversations.remove_person(person_id, moment)
     if submit is not None:
         for conversation in conversations:

@@ -1,0 +1,63 @@
+"""Message reads without a recipients index, removed devices, and the index migration,
+against a real database (``storage.messages``)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from storage.database import Store
+from storage.messages import NewMessage, message_document
+
+NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(database_uri: str) -> AsyncIterator[Store]:
+    name = f"messages_{uuid.uuid4().hex[:12]}"
+    store = await Store.connect(database_uri, name)
+    try:
+        yield store
+    finally:
+        await store.client.drop_database(name)
+        await store.close()
+
+
+async def put(store: Store, conversation: str, seq: int, to: dict[str, bytes]) -> None:
+    message = NewMessage(f"m_{conversation}_{seq}", conversation, "d_s", "p_s", NOW, pairwise=to)
+    await store.messages.insert_ordered(
+        [message_document(message, seq, "n", NOW + timedelta(days=30))]
+    )
+
+
+async def test_a_device_reads_only_its_own_messages_of_a_conversation(store: Store) -> None:
+    await put(store, "c1", 1, {"d_a": b"1a", "d_b": b"1b"})
+    await put(store, "c1", 2, {"d_b": b"2b"})  # not for d_a
+    await put(store, "c1", 3, {"d_a": b"3a"})
+    await put(store, "c2", 1, {"d_a": b"other conversation"})
+    found = await store.messages.for_device("d_a", "c1", after=0, limit=10)
+    assert [(m.seq, m.ciphertext) for m in found] == [(1, b"1a"), (3, b"3a")]
+    assert [m.seq for m in await store.messages.for_device("d_a", "c1", 1, 10, upto=2)] == []
+    assert [m.seq for m in await store.messages.for_device("d_b", "c1", 0, 1)] == [1]
+
+
+async def test_forgetting_devices_removes_them_and_their_ciphertexts_only(store: Store) -> None:
+    await put(store, "c1", 1, {"d_a": b"1a", "d_a2": b"1a2", "d_b": b"1b"})
+    await put(store, "c2", 1, {"d_a2": b"x"})
+    await store.messages.forget_devices(["d_a", "d_a2"])
+    docs = {(d["conversation"], d["seq"]): d async for d in store.messages.collection.find({})}
+    assert docs[("c1", 1)]["recipients"] == ["d_b"]
+    assert docs[("c1", 1)]["pairwise"] == {"d_b": b"1b"}
+    assert docs[("c2", 1)]["recipients"] == [] and docs[("c2", 1)].get("pairwise") == {}
+
+
+async def test_the_old_recipients_index_is_dropped_at_start(store: Store) -> None:
+    await store.messages.collection.create_index(
+        [("recipients", 1), ("conversation", 1), ("seq", 1)], name="recipient_backlog"
+    )
+    await store.messages.create_indexes()
+    names = set(await store.messages.collection.index_information())
+    assert names == {"_id_", "conversation_seq", "ttl"}
