@@ -29,6 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 
 from moderation.directory import (
     DirectoryView,
@@ -91,7 +92,11 @@ class Conversation:
         Returns:
             The member, or ``None``.
         """
-        return next((m for m in self.members if m.id == person_id), None)
+        return self._by_id.get(person_id)
+
+    @cached_property
+    def _by_id(self) -> dict[str, Person]:
+        return {m.id: m for m in self.members}
 
     def with_member(self, person: Person, owner: bool = False) -> Conversation:
         """This conversation with one more member.

@@ -167,7 +167,7 @@ class RateLimiter:
 
     def _bucket(self, key: tuple[str, ...], spec: BucketSpec) -> TokenBucket:
         held = self._buckets.get(key)
-        if held is not None and held[0] == spec:
+        if held is not None and (held[0] is spec or held[0] == spec):
             return held[1]
         if held is None:
             bucket = TokenBucket(spec.capacity, spec.refill_per_second)

@@ -199,6 +199,7 @@ class DeviceConnection:
         self.nonce = b""  # answered
         self.device = Identity(device.id, device.person_id)
         self.device_id, self.person_id = device.id, device.person_id
+        self.s.lookups.remember_owner(device.id, device.person_id)
         if not await self.s.gate.controls.login(self, device.person_id, self.s.clock.now()):
             await self._refuse(ErrorCode.UNAUTHORIZED, "your school logged devices out; retry")
             return False

@@ -10,7 +10,9 @@ on this node forgets the conversation at once, and every membership event
 (written by any node, seen here by the fan-out) forgets it too; device
 owners live for ``DEVICE_TTL`` seconds (a revoked device is refused at login
 and its connection closed; a send naming it within that time is stored with
-a ciphertext nobody fetches).
+a ciphertext nobody fetches). A device that authenticates on this node puts
+its own owner in the cache (it was just read), so sends to the devices
+connected here read nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from server.node_cache import TtlCache
 from storage.conversations import Conversation
 from storage.database import Store
 
-CONVERSATION_TTL = 10.0
+CONVERSATION_TTL = 30.0
 DEVICE_TTL = 30.0
 
 
@@ -36,6 +38,10 @@ class Lookups:
 
     def forget_conversation(self, conversation_id: str) -> None:
         self._conversations.forget(conversation_id)
+
+    def remember_owner(self, device_id: str, person_id: str) -> None:
+        """A device just authenticated here: its owner is known without a read."""
+        self._owners.put(device_id, person_id)
 
     async def device_owners(self, device_ids: Sequence[str]) -> dict[str, str]:
         """Device id → person id for the live devices among ``device_ids``."""

@@ -61,6 +61,10 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V | _Absent]] = {}
         self._loading: dict[K, asyncio.Future[V | _Absent]] = {}
 
+    def put(self, key: K, value: V) -> None:
+        """Keep ``value`` for ``key``, read elsewhere (no load needed)."""
+        self._keep(key, value)
+
     def forget(self, key: K) -> None:
         """Drop ``key``; a load in flight for it is not kept either (it may be stale)."""
         self._entries.pop(key, None)

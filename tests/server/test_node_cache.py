@@ -98,3 +98,15 @@ async def test_a_failed_load_fails_every_waiter_and_is_not_kept() -> None:
     with pytest.raises(ConnectionError):
         await cache.get_many(["a"], broken)
     assert calls == 2
+
+
+async def test_a_value_put_is_served_without_a_load_until_it_expires() -> None:
+    source, clock = Source({"a": 1}), Clock()
+    source.gate.set()
+    cache: TtlCache[str, int] = TtlCache(3.0, clock=clock)
+    cache.put("a", 7)
+    assert await cache.get_many(["a"], source.load) == {"a": 7}
+    assert source.reads == []
+    clock.now += 3.0
+    assert await cache.get_many(["a"], source.load) == {"a": 1}
+    assert source.reads == [["a"]]
