@@ -18,7 +18,9 @@ message is stored (no seq is skipped, none reused after it was seen).
 
 Heads: nothing is written per batch beyond the messages. Every
 ``publish_seconds`` the node raises the conversations' ``seq`` counters to
-what it stored (``$max``, one ``bulk_write``), then moves its **mark** in
+what it stored (``$max``, ``bulk_write`` commands of
+:data:`server.write_gaps.CHUNK` conversations with any waiting batch written
+in between), then moves its **mark** in
 ``heads`` (``storage.heads``): a time at or before the ``created_at`` of
 every message it stored but has not published, or may still store (the
 queue's oldest, or now, less :data:`CLOCK_MARGIN`). A message older than the
@@ -54,7 +56,7 @@ from pymongo.errors import BulkWriteError
 
 from server.clock import Clock, SystemClock
 from server.metrics import Metrics
-from server.write_gaps import WriteGaps
+from server.write_gaps import CHUNK, WriteGaps
 from storage.database import Store
 from storage.messages import DUPLICATE_KEY, NewMessage, WriteResult, message_document
 
@@ -359,12 +361,22 @@ class Sequencer:
         mark = self._next_mark()  # taken with the snapshot: covers all that follows it
         try:
             if heads and self._written_at is not None:
-                await self._store.conversations.raise_seqs(heads, self._written_at)
+                await self._raise_seqs(list(heads.items()), self._written_at)
             await self._move_mark(mark)  # only once published: the old mark covers them
         except Exception as exc:  # found from the old mark by repair, or published next time
             log.warning("conversation heads not published (%s); retried", type(exc).__name__)
             for conversation, seq in heads.items():
                 self._unpublished[conversation] = max(seq, self._unpublished.get(conversation, 0))
+
+    async def _raise_seqs(self, heads: list[tuple[str, int]], at: datetime) -> None:
+        """Publish ``heads`` a chunk at a time, writing any waiting batch in between:
+        a publication of many conversations must not hold up the commits."""
+        for start in range(0, len(heads), CHUNK):
+            await self._store.conversations.raise_seqs(dict(heads[start : start + CHUNK]), at)
+            if self._pending and start + CHUNK < len(heads):
+                batch = self._pending[:MAX_BATCH]
+                del self._pending[:MAX_BATCH]
+                await self._write(batch)
 
     def _next_mark(self, oldest: datetime | None = None) -> datetime:
         """At or before every message not yet written: queued, ``oldest`` (the

@@ -21,8 +21,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-CHUNK = 25
-"""Documents a background writer writes in one command at most: ≈ 15 ms of
+CHUNK = 10
+"""Documents a background writer writes in one command at most: ≈ 6 ms of
 the embedded database, the longest a commit waits behind one."""
 
 
