@@ -58,8 +58,8 @@ class RecentMessages:
             return
         docs[seq] = doc
         self._bytes += _size(doc)
-        while len(docs) > self._per_conversation:
-            self._bytes -= _size(docs.pop(min(docs)))
+        while len(docs) > self._per_conversation:  # the first stored (not min(): O(n))
+            self._bytes -= _size(docs.pop(next(iter(docs))))
         while self._bytes > self._max_bytes and self._docs:
             _, dropped = self._docs.popitem(last=False)
             self._bytes -= sum(_size(d) for d in dropped.values())
