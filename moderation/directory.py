@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from moderation.errors import ModerationUsageError
@@ -53,6 +53,8 @@ def require_aware(now: datetime) -> None:
     Raises:
         ModerationUsageError: ``now`` is naive.
     """
+    if now.tzinfo is UTC:
+        return
     if now.tzinfo is None or now.utcoffset() is None:
         raise ModerationUsageError("times must be timezone-aware")
 

@@ -49,7 +49,7 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
             ts=millis(message.created_at),
             event=MembershipEvent.model_validate(message.event),
         )
-    return DeliverFrame(
+    return DeliverFrame.model_construct(  # stored values: not validated again
         envelope_id=envelope,
         message_id=message.message_id,
         conversation=message.conversation,

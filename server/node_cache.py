@@ -81,6 +81,9 @@ class TtlCache(Generic[K, V]):
 
     async def get(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
         """The value of ``key`` (None if it has none), loading it on a miss."""
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[0] < self._ttl:  # the usual case
+            return None if isinstance(entry[1], _Absent) else entry[1]
 
         async def load_one(keys: list[K]) -> Mapping[K, V]:
             value = await load(keys[0])
