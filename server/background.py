@@ -1,4 +1,4 @@
-"""The node's long-lived services: sequencer, change-stream fan-out, ciphertext purge.
+"""The node's long-lived services: sequencer, change-stream fan-out, ciphertext purge, expiry.
 
 Started by a ``cleanup_ctx`` after the server keys are loaded, stopped after
 the WebSockets are closed (aiohttp runs ``on_shutdown`` first): accepted
@@ -28,7 +28,7 @@ from server.recent_senders import RecentSenders
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
-from server.write_gaps import WriteGaps, chunks
+from server.write_gaps import CHUNK, WriteGaps, chunks
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.messages import Held
@@ -107,6 +107,29 @@ async def purge_delivered(
     return dropped
 
 
+EXPIRY_ROUNDS = 100
+"""Reads of expired messages per pass at most (100 each); the next pass goes on."""
+
+
+async def delete_expired(store: Store, now: datetime, gaps: WriteGaps | None = None) -> int:
+    """Delete the messages past their undelivered lifetime (RGPD art. 5(1)(e)).
+
+    What a TTL index would do, by the node's clock and between group commits
+    (``MessageRepository.create_indexes`` says why there is none). Returns
+    how many were deleted.
+    """
+    deleted = 0
+    for _ in range(EXPIRY_ROUNDS):
+        found = await store.messages.expired(now, 10 * CHUNK)
+        for part in chunks(found):
+            if gaps is not None:
+                await gaps.wait(PURGE_PATIENCE)
+            deleted += await store.messages.delete(part)
+        if len(found) < 10 * CHUNK:
+            break
+    return deleted
+
+
 async def _purge_loop(
     store: Store, services: Services, gaps: WriteGaps, stop: asyncio.Event
 ) -> None:
@@ -117,6 +140,7 @@ async def _purge_loop(
         started = services.clock.now()
         try:
             await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE, gaps, started)
+            await delete_expired(store, started, gaps)
             await store.attachments.purge_expired(started)
             since = started
         except (DatabaseUnavailable, DriverError) as exc:

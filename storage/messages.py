@@ -12,8 +12,9 @@ A pairwise message holds one ciphertext per recipient device; a group
 (membership change) holds no ciphertext. Reads for a device project only its
 own ciphertext. Ciphertext is removed once every recipient device has
 acknowledged it (:meth:`drop_ciphertext`) and the whole document when the
-undelivered lifetime is over (TTL index on ``expires_at``): RGPD art. 5(1)(c)
-and (e), minimisation and storage limitation.
+undelivered lifetime is over (:meth:`expired`, :meth:`delete`, run by every
+node every 30 s): RGPD art. 5(1)(c) and (e), minimisation and storage
+limitation.
 
 Message ids derive from the sender device and the client's message id, so a
 retried send hits the same ``_id`` and is answered with the first write's
@@ -154,7 +155,13 @@ class MessageRepository:
 
     async def create_indexes(self) -> None:
         """``(conversation, seq)`` (unique: the seq arbiter, and every read of a
-        range) and the TTL on ``expires_at``; nothing else.
+        range) and ``expires_at`` (:meth:`delete_expired`); nothing else.
+
+        ``expires_at`` is a plain index, not a TTL index: SecantusDB 0.7's TTL
+        sweeper reads and decodes every document of every collection that
+        has one, under its storage lock, every 60 s — a stall of 1.6 s at
+        100,000 messages, 3 s at 200,000, for every writer (measured,
+        docs/performance.md). The node deletes expired messages itself.
 
         No index on ``recipients``: on SecantusDB that multikey index cost
         ≈ 120 µs per stored message (327 vs 206 µs per document in batches
@@ -167,9 +174,10 @@ class MessageRepository:
         await self.collection.create_index(
             [("conversation", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"
         )
-        if "recipient_backlog" in await self.collection.index_information():
-            await self.collection.drop_index("recipient_backlog")  # the previous design's
-        await self.collection.create_index("expires_at", expireAfterSeconds=0, name="ttl")
+        for previous in ("recipient_backlog", "ttl"):  # the previous design's
+            if previous in await self.collection.index_information():
+                await self.collection.drop_index(previous)
+        await self.collection.create_index("expires_at", name="expiry")
 
     async def insert_ordered(self, docs: Sequence[Doc]) -> None:
         """Write message documents durably in one round trip, in order.
@@ -266,6 +274,23 @@ class MessageRepository:
         )
         return result.modified_count
 
+    async def expired(self, now: datetime, limit: int) -> list[str]:
+        """Ids of up to ``limit`` messages past ``expires_at``, oldest first."""
+        cursor = (
+            self.collection.find({"expires_at": {"$lt": now}}, {"_id": 1})
+            .hint("expiry")
+            .sort("expires_at", ASCENDING)
+            .limit(limit)
+        )
+        return [doc["_id"] async for doc in cursor]
+
+    async def delete(self, message_ids: Sequence[str]) -> int:
+        """Delete these messages (expired: metadata and any ciphertext left)."""
+        if not message_ids:
+            return 0
+        result = await self.collection.delete_many({"_id": {"$in": list(message_ids)}})
+        return result.deleted_count
+
     async def forget_devices(self, device_ids: Sequence[str]) -> None:
         """Removed devices are no recipients any more and their ciphertexts go.
 
@@ -293,7 +318,7 @@ class MessageRepository:
         heads: dict[str, int] = {}
         cursor = self.collection.find(
             {"expires_at": {"$gte": expires_from}}, {"_id": 0, "conversation": 1, "seq": 1}
-        ).hint("ttl")
+        ).hint("expiry")
         async for doc in cursor:
             conversation, seq = doc["conversation"], int(doc["seq"])
             if seq > heads.get(conversation, 0):

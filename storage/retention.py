@@ -6,10 +6,11 @@ turns "now" into a cutoff per category: pure, no I/O.
 :class:`RetentionRepository` counts (dry run) or deletes what is past its
 cutoff, per category and school, skipping what a legal hold protects.
 
-TTL indexes already remove expired messages, envelopes, group payloads,
-enrolment codes and throttle windows (their ``expires_at``); the
-``undelivered`` purge repeats it explicitly because a TTL monitor runs only
-once a minute and can be disabled. Everything that needs a cascade or a hold check (people who left,
+Every node already deletes expired messages every 30 s
+(``server.background.delete_expired``) and TTL indexes remove envelopes,
+group payloads, enrolment codes and throttle windows (their ``expires_at``);
+the ``undelivered`` purge repeats it explicitly (with holds) because those
+run on their own schedule and can be disabled. Everything that needs a cascade or a hold check (people who left,
 conversation metadata, receipts) is purged here, never by TTL.
 
 Collections of the messaging aggregate (``conversations``, ``messages``,

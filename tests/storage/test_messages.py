@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from server.background import delete_expired
 from storage.database import Store
 from storage.messages import NewMessage, message_document
 
@@ -54,10 +55,28 @@ async def test_forgetting_devices_removes_them_and_their_ciphertexts_only(store:
     assert docs[("c2", 1)]["recipients"] == [] and docs[("c2", 1)].get("pairwise") == {}
 
 
-async def test_the_old_recipients_index_is_dropped_at_start(store: Store) -> None:
-    await store.messages.collection.create_index(
+async def test_the_previous_indexes_are_dropped_at_start(store: Store) -> None:
+    """No multikey index on recipients and no TTL index (docs/performance.md)."""
+    collection = store.messages.collection
+    await collection.drop_index("expiry")
+    await collection.create_index(
         [("recipients", 1), ("conversation", 1), ("seq", 1)], name="recipient_backlog"
     )
+    await collection.create_index("expires_at", expireAfterSeconds=0, name="ttl")
     await store.messages.create_indexes()
-    names = set(await store.messages.collection.index_information())
-    assert names == {"_id_", "conversation_seq", "ttl"}
+    indexes = await collection.index_information()
+    assert set(indexes) == {"_id_", "conversation_seq", "expiry"}
+    assert "expireAfterSeconds" not in indexes["expiry"]
+
+
+async def test_expired_messages_are_deleted_by_the_nodes_clock(store: Store) -> None:
+    await put(store, "c1", 1, {"d_a": b"old"})  # expires at NOW + 30 days
+    later = NOW + timedelta(days=30, seconds=1)
+    message = NewMessage("m_c1_2", "c1", "d_s", "p_s", later, pairwise={"d_a": b"new"})
+    await store.messages.insert_ordered(
+        [message_document(message, 2, "n", later + timedelta(days=30))]
+    )
+    assert await delete_expired(store, NOW + timedelta(days=30)) == 0  # not past yet
+    assert await delete_expired(store, later) == 1
+    left = [d["seq"] async for d in store.messages.collection.find({})]
+    assert left == [2]
