@@ -162,6 +162,9 @@ class MessageRepository:
         has one, under its storage lock, every 60 s — a stall of 1.6 s at
         100,000 messages, 3 s at 200,000, for every writer (measured,
         docs/performance.md). The node deletes expired messages itself.
+        No query here passes ``hint()``: SecantusDB then walks the whole
+        hinted index and decodes every document (1.1 s at 50,000 messages
+        for a read that returns none); its planner picks these indexes alone.
 
         No index on ``recipients``: on SecantusDB that multikey index cost
         ≈ 120 µs per stored message (327 vs 206 µs per document in batches
@@ -229,7 +232,6 @@ class MessageRepository:
             self.collection.find(
                 {"conversation": conversation, "seq": seq, "recipients": device_id}, projection
             )
-            .hint("conversation_seq")
             .sort("seq", ASCENDING)
             .limit(limit)
         )
@@ -278,7 +280,6 @@ class MessageRepository:
         """Ids of up to ``limit`` messages past ``expires_at``, oldest first."""
         cursor = (
             self.collection.find({"expires_at": {"$lt": now}}, {"_id": 1})
-            .hint("expiry")
             .sort("expires_at", ASCENDING)
             .limit(limit)
         )
@@ -312,13 +313,13 @@ class MessageRepository:
         """Conversation → highest seq among messages with ``expires_at >=
         expires_from``, i.e. created at or after ``expires_from - lifetime``.
 
-        A range of the ``ttl`` index, two fields projected: what a node may
+        A range of the ``expiry`` index, two fields projected: what a node may
         have stored but not published since its mark (``storage.heads``).
         """
         heads: dict[str, int] = {}
         cursor = self.collection.find(
             {"expires_at": {"$gte": expires_from}}, {"_id": 0, "conversation": 1, "seq": 1}
-        ).hint("expiry")
+        )
         async for doc in cursor:
             conversation, seq = doc["conversation"], int(doc["seq"])
             if seq > heads.get(conversation, 0):

@@ -10,8 +10,9 @@ Every node already deletes expired messages every 30 s
 (``server.background.delete_expired``) and TTL indexes remove envelopes,
 group payloads, enrolment codes and throttle windows (their ``expires_at``);
 the ``undelivered`` purge repeats it explicitly (with holds) because those
-run on their own schedule and can be disabled. Everything that needs a cascade or a hold check (people who left,
-conversation metadata, receipts) is purged here, never by TTL.
+run on their own schedule and can be disabled. Everything that needs a
+cascade or a hold check (people who left, conversation metadata, receipts) is
+purged here, never by TTL.
 
 Collections of the messaging aggregate (``conversations``, ``messages``,
 ``cursors``, ``receipts``, ``reports``) are queried by name; absent ones are

@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,10 @@ async def test_expired_messages_are_deleted_by_the_nodes_clock(store: Store) -> 
     assert await delete_expired(store, later) == 1
     left = [d["seq"] async for d in store.messages.collection.find({})]
     assert left == [2]
+
+
+def test_no_repository_hints_an_index() -> None:
+    """SecantusDB walks a hinted index whole (docs/performance.md): never hint()."""
+    storage = Path(__file__).resolve().parents[2] / "storage"
+    hinted = [p.name for p in storage.glob("*.py") if ".hint(" in p.read_text()]
+    assert hinted == []
