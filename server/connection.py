@@ -57,7 +57,7 @@ from protocol import (
     parse_client_frame,
 )
 from protocol.session import ConnectionLifecycle, ConnectionState
-from server.fanout import frame_for, millis
+from server.fanout import frame_text, millis
 from server.moderation_gate import SendVerdict
 from server.ordering import OrderingBuffer
 from server.outbox import Outbox, Waiters
@@ -422,10 +422,7 @@ class DeviceConnection:
             self._gap_found()
 
     async def _put_ordered(self, message: StoredMessage) -> None:
-        frame = frame_for(message)
-        for item in self.ordering.offer(
-            message.conversation, message.seq, (frame.type, dump_frame(frame))
-        ):
+        for item in self.ordering.offer(message.conversation, message.seq, frame_text(message)):
             await self.outbox.put(*item)
 
     def _gap_found(self) -> None:
@@ -653,8 +650,7 @@ class DeviceConnection:
                 self.device_id, conversation.id, after, page, upto=head
             )
             for message in found:
-                frame_out = frame_for(message)
-                await self.outbox.put(frame_out.type, dump_frame(frame_out))
+                await self.outbox.put(*frame_text(message))
             if len(found) < page:
                 break
             after = found[-1].seq

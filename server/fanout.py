@@ -20,7 +20,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+
+from crypto.encoding import b64url_encode
 from protocol import DeliverFrame, EventFrame, MembershipEvent, dump_frame
+from protocol.frames import PROTOCOL_VERSION
 from server.change_feed import ChangeFeed
 from server.hub import Hub
 from server.lookups import Lookups
@@ -49,7 +53,7 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
             ts=millis(message.created_at),
             event=MembershipEvent.model_validate(message.event),
         )
-    return DeliverFrame.model_construct(  # stored values: not validated again
+    return DeliverFrame(
         envelope_id=envelope,
         message_id=message.message_id,
         conversation=message.conversation,
@@ -63,6 +67,41 @@ def frame_for(message: StoredMessage) -> DeliverFrame | EventFrame:
         stamp=message.stamp,
         silent=message.silent,
     )
+
+
+def frame_text(message: StoredMessage) -> tuple[str, str]:
+    """The type and JSON text of :func:`frame_for`'s frame.
+
+    A ``deliver`` frame (one per recipient device: the hottest path) is
+    written directly with orjson, the same JSON as the pydantic model's
+    (tests/server/test_frame_text.py); events go through the model.
+    """
+    if message.event is not None:
+        frame = frame_for(message)
+        return frame.type, dump_frame(frame)
+    text = orjson.dumps(
+        {
+            "type": "deliver",
+            "v": PROTOCOL_VERSION,
+            "envelope_id": f"{message.conversation}:{message.seq}",
+            "message_id": message.message_id,
+            "conversation": message.conversation,
+            "seq": message.seq,
+            "sender_device": message.sender_device,
+            "sender_person": message.sender_person,
+            "ciphertext": b64url_encode(message.ciphertext or b""),
+            "group": message.group,
+            "ts": millis(message.created_at),
+            "commitment": _b64(message.commitment),
+            "stamp": _b64(message.stamp),
+            "silent": message.silent,
+        }
+    )
+    return "deliver", text.decode()
+
+
+def _b64(data: bytes | None) -> str | None:
+    return None if data is None else b64url_encode(data)
 
 
 class Fanout:
@@ -99,10 +138,8 @@ class Fanout:
                 if connection is None:
                     continue
                 message = view_for(doc, device_id)
-                frame = frame_for(message)
-                connection.deliver_live(
-                    message.conversation, message.seq, frame.type, dump_frame(frame)
-                )
+                kind, text = frame_text(message)
+                connection.deliver_live(message.conversation, message.seq, kind, text)
                 delivered += 1
         if delivered:
             self._metrics.count(self._metrics.deliveries, path, delivered)
