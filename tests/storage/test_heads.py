@@ -3,28 +3,13 @@ real database (``storage.heads``, ``MessageRepository.heads_since``)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-
-import pytest
 
 from storage.database import Store
 from storage.messages import NewMessage, message_document
 
 NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 LIFETIME = timedelta(days=30)
-
-
-@pytest.fixture
-async def store(database_uri: str) -> AsyncIterator[Store]:
-    name = f"heads_{uuid.uuid4().hex[:12]}"
-    store = await Store.connect(database_uri, name)
-    try:
-        yield store
-    finally:
-        await store.client.drop_database(name)
-        await store.close()
 
 
 async def stored(store: Store, conversation: str, seq: int, created_at: datetime) -> None:

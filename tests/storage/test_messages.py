@@ -3,29 +3,14 @@ against a real database (``storage.messages``)."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-
-import pytest
 
 from server.background import delete_expired
 from storage.database import Store
 from storage.messages import NewMessage, message_document
 
 NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(database_uri: str) -> AsyncIterator[Store]:
-    name = f"messages_{uuid.uuid4().hex[:12]}"
-    store = await Store.connect(database_uri, name)
-    try:
-        yield store
-    finally:
-        await store.client.drop_database(name)
-        await store.close()
 
 
 async def put(store: Store, conversation: str, seq: int, to: dict[str, bytes]) -> None:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,17 +27,6 @@ NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
 LIFETIME = timedelta(days=30)
 Doc = dict[str, Any]
-
-
-@pytest.fixture
-async def store(database_uri: str) -> AsyncIterator[Store]:
-    name = f"seq_{uuid.uuid4().hex[:12]}"
-    store = await Store.connect(database_uri, name)
-    try:
-        yield store
-    finally:
-        await store.client.drop_database(name)
-        await store.close()
 
 
 class Node:
