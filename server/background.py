@@ -40,6 +40,10 @@ PURGE_SHARE = 0.5
 """At most this share of the purge's wall time is spent writing: it yields the rest."""
 PURGE_PATIENCE = 1.0
 """Seconds a purge chunk waits for a gap between group commits (``server.write_gaps``)."""
+PURGE_FLOOR_PASSES = 10
+"""Passes after which the purge forgets its floors and reads whole conversations
+again (a message another node stored late, below a floor, is not missed for long)."""
+MAX_FLOORS = 100_000
 PURGE_MAX_LAG = timedelta(minutes=10)
 """Delivered ciphertext older than this is dropped without waiting for a gap:
 under sustained load the purge takes its share instead of falling behind."""
@@ -76,6 +80,7 @@ async def purge_delivered(
     share: float = 1.0,
     gaps: WriteGaps | None = None,
     now: datetime | None = None,
+    floors: dict[str, int] | None = None,
 ) -> int:
     """Drop the ciphertext every recipient device has acknowledged (RGPD art. 5(1)(e)).
 
@@ -85,16 +90,30 @@ async def purge_delivered(
     messages per command, each after waiting (at most :data:`PURGE_PATIENCE`)
     for a gap between group commits unless it is older than
     :data:`PURGE_MAX_LAG` at ``now``; with ``share`` < 1, pauses after each
-    chunk so that writing takes at most that share of the time.
+    chunk so that writing takes at most that share of the time. Its reads
+    wait for a gap too, and with ``floors`` (conversation → a seq below which
+    nothing holds ciphertext any more, kept by the caller between passes)
+    they read only what follows: a conversation's purged messages are not
+    read again on every pass.
     """
     dropped = 0
     overdue = None if now is None else now - PURGE_MAX_LAG
+    floors = {} if floors is None else floors
     async for conversation in store.conversations.active_since(since):
-        held = await store.messages.undelivered(conversation.id)
+        if gaps is not None:
+            await gaps.wait(PURGE_PATIENCE)
+        floor = floors.get(conversation.id, 0)
+        held = await store.messages.undelivered(conversation.id, after=floor)
         if not held:
             continue
         acked = await store.cursors.of_conversation(conversation.id)
-        for run in delivered_runs(held, acked):
+        runs = delivered_runs(held, acked)
+        if runs and runs[0][0] is held[0]:  # the first held message goes: the floor follows
+            after = [m for m in held if m.seq > runs[0][-1].seq]
+            new_floor = after[0].seq - 1 if after else runs[0][-1].seq
+        else:
+            new_floor = held[0].seq - 1
+        for run in runs:
             for part in chunks(run):
                 if gaps is not None and (overdue is None or part[0].created_at >= overdue):
                     await gaps.wait(PURGE_PATIENCE)
@@ -104,6 +123,8 @@ async def purge_delivered(
                 )
                 if share < 1:
                     await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
+        if new_floor > floor:  # only once dropped: a failed pass leaves the floor
+            floors[conversation.id] = new_floor
     return dropped
 
 
@@ -134,12 +155,17 @@ async def _purge_loop(
     store: Store, services: Services, gaps: WriteGaps, stop: asyncio.Event
 ) -> None:
     since = services.clock.now() - PURGE_EVERY
+    floors: dict[str, int] = {}
+    passes = 0
     while not stop.is_set():
+        passes += 1
+        if passes % PURGE_FLOOR_PASSES == 0 or len(floors) > MAX_FLOORS:
+            floors.clear()  # a message stored late below a floor is found again
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PURGE_EVERY.total_seconds())
         started = services.clock.now()
         try:
-            await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE, gaps, started)
+            await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE, gaps, started, floors)
             await delete_expired(store, started, gaps)
             await store.attachments.purge_expired(started)
             since = started

@@ -244,8 +244,8 @@ class MessageRepository:
         )
         return int(doc["seq"]) if doc else None
 
-    async def undelivered(self, conversation: str, limit: int = 1000) -> list[Held]:
-        """The messages of ``conversation`` that still hold ciphertext, by seq.
+    async def undelivered(self, conversation: str, limit: int = 1000, after: int = 0) -> list[Held]:
+        """The messages of ``conversation`` after ``after`` that still hold ciphertext, by seq.
 
         Two indexed queries merged by seq, not one with ``$or``: the embedded
         database reads the whole collection for a top-level ``$or``
@@ -254,7 +254,7 @@ class MessageRepository:
         found: dict[str, Held] = {}
         for held in ("pairwise", "group"):
             cursor = self.collection.find(
-                {"conversation": conversation, held: {"$exists": True}},
+                {"conversation": conversation, "seq": {"$gt": after}, held: {"$exists": True}},
                 {"seq": 1, "recipients": 1, "created_at": 1},
             ).sort("seq", ASCENDING).limit(limit)  # fmt: skip
             async for d in cursor:

@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.background import delete_expired
+from server.background import delete_expired, purge_delivered
+from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage, message_document
 
@@ -73,3 +74,27 @@ def test_no_repository_hints_an_index() -> None:
     storage = Path(__file__).resolve().parents[2] / "storage"
     hinted = [p.name for p in storage.glob("*.py") if ".hint(" in p.read_text()]
     assert hinted == []
+
+
+async def test_the_purge_drops_what_is_delivered_and_reads_only_past_its_floor(
+    store: Store,
+) -> None:
+    created, _ = await store.conversations.create(
+        ConversationKind.GROUP, "9999999D", "g", ["p_s", "p_a"], ["p_s"], "p_s", NOW
+    )
+    c = created.id
+    for seq in range(1, 7):
+        await put(store, c, seq, {"d_a": f"{seq}".encode(), "d_b": b"x"})
+    floors: dict[str, int] = {}
+    since = NOW - timedelta(hours=1)
+    await store.cursors.advance_many({"d_a": {c: 6}, "d_b": {c: 3}}, NOW)
+    assert await purge_delivered(store, since, floors=floors) == 3
+    assert floors == {c: 3}  # 1-3 hold nothing any more; 4 waits for d_b
+    await store.cursors.advance_many({"d_b": {c: 5}}, NOW)
+    assert await purge_delivered(store, since, floors=floors) == 2
+    assert floors == {c: 5}
+    held = [m.seq for m in await store.messages.undelivered(c)]
+    assert held == [6]
+    # A pass that finds nothing delivered leaves the floor where it was.
+    assert await purge_delivered(store, since, floors=floors) == 0
+    assert floors == {c: 5}
