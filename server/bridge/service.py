@@ -4,14 +4,16 @@ The I/O shell around :mod:`server.bridge.device`. A bridge device's state is
 loaded, changed in memory and written back with an optimistic lock (the
 ``version`` of its record): two nodes, or the worker and a page reply, never
 both advance the same ratchet; the loser starts again from the stored state.
-Replies go through the node's sequencer like any device's send, franked and
-stamped, and reach app devices by the usual delivery (DESIGN.md, "SMTP bridge").
+Replies go through the node's moderation gate and sequencer like any
+device's send, franked and stamped, and reach app devices by the usual
+delivery (DESIGN.md, "SMTP bridge").
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -29,6 +31,7 @@ from server.bridge.device import (
 from server.bridge.errors import ReplyRefused, StateConflict
 from server.bridge.keyring import BridgeKeyring
 from server.fanout import millis
+from server.moderation_gate import SendVerdict
 from server.services import Services
 from storage.bridge import BridgeDevice, InboxEntry
 from storage.conversations import Conversation, ConversationKind
@@ -246,6 +249,11 @@ class BridgeDevices:
             raise ReplyRefused("this conversation is closed")
         if not self.may_reply(conversation, device.person_id):
             raise ReplyRefused("you cannot reply in this conversation")
+        # The same rules as any device's send (docs/moderation.md): refusals,
+        # rates, blocks (dropped copies) and quiet hours (silent copies).
+        verdict = await self.s.gate.check_send(device.person_id, conversation)
+        if verdict.code is not None:
+            raise ReplyRefused(verdict.message)
         state = self._open_state(device)
         devices = [
             d.id for d in await self.store.enrolment.devices_of_people(list(conversation.members))
@@ -259,9 +267,10 @@ class BridgeDevices:
             direct_to = next((m for m in conversation.members if m != device.person_id), None)
         sends = build_reply(state, conversation.id, direct_to, reachable, text, client_id)
         await self._save(device, state)
+        owners = await self.s.lookups.device_owners(reachable)
         seq = 0
         for send in sends:
-            seq = await self._submit(device, conversation.id, send)
+            seq = await self._submit(device, conversation.id, send, verdict, owners)
         await self._keep_own(device, conversation.id, seq, text, sends[-1].client_msg_id)
         return seq
 
@@ -301,10 +310,17 @@ class BridgeDevices:
             return False
         return True
 
-    async def _submit(self, device: BridgeDevice, conversation: str, send: Outgoing) -> int:
+    async def _submit(
+        self,
+        device: BridgeDevice,
+        conversation: str,
+        send: Outgoing,
+        verdict: SendVerdict,
+        owners: Mapping[str, str],
+    ) -> int:
         now = self.s.clock.now()
         stamp = self.s.franking.stamp(send.commitment, device.device_id, conversation, millis(now))
-        result = await self.s.sequencer.submit(
+        message = verdict.applied(
             NewMessage(
                 message_id=derived_id("m", device.device_id, send.client_msg_id),
                 conversation=conversation,
@@ -316,8 +332,10 @@ class BridgeDevices:
                 group_devices=send.group_devices,
                 commitment=send.commitment,
                 stamp=stamp,
-            )
+            ),
+            owners,
         )
+        result = await self.s.sequencer.submit(message)
         return result.seq
 
     # --- acknowledging --------------------------------------------------------

@@ -25,6 +25,7 @@ from tests.bridge.helpers import (
     worker,
 )
 from tests.e2e.helpers import enrolled_client
+from tests.moderation_server.helpers import paris
 from tests.support.servers import RunningServer
 
 BATCH = timedelta(seconds=300)
@@ -111,6 +112,33 @@ async def test_notification_page_reply_reaches_the_teacher(
         bridged.clock.advance(BATCH)
         assert (await worker(bridged).run_once())["sent"] == 0  # nothing sent twice
     await assert_no_plaintext(bridged, ["Réunion parents", "Merci de confirmer", "serai présente"])
+
+
+async def test_a_page_reply_goes_through_moderation_like_any_send(
+    bridged: RunningServer, relay: Relay, tmp_path: Path
+) -> None:
+    """At 21:00 the school's quiet hours hold for teachers (docs/moderation.md):
+    the parent's reply is stored for the teacher's device without notification."""
+    parent_id, bridge_device = await make_email_only(bridged, "R001")
+    teacher = await enrolled_client(bridged, tmp_path, "T001")
+    async with teacher:
+        await teacher.send_to_person(parent_id, "Sortie au musée vendredi")
+        await worker(bridged).run_once()
+        bridged.clock.advance(BATCH)
+        await worker(bridged).run_once()
+        link = link_of(relay.received[-1][2])
+        bridged.clock.advance(paris(2037, 9, 1, 21) - bridged.clock.now())
+        async with aiohttp.ClientSession() as http:
+            async with http.get(link) as response:
+                fields = form_fields(await response.text(), "reply")
+            async with http.post(
+                link + "/reply", data={**fields, "text": "Bien reçu."}, allow_redirects=False
+            ) as response:
+                assert response.status == 303, await response.text()
+        reply = await teacher.next_message()
+        assert reply.body == "Bien reçu." and reply.sender_device == bridge_device
+        stored = await bridged.store.db["messages"].find_one({"sender_device": bridge_device})
+        assert stored is not None and teacher.device_id in stored.get("silent", [])
 
 
 async def assert_no_plaintext(server: RunningServer, phrases: list[str]) -> None:
