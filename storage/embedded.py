@@ -9,9 +9,15 @@ Life cycle rules:
 
 - The child writes its log to ``<dir>/secantus.log``; its port is read from
   the line ``secantus listening on HOST:PORT``.
-- The child asks the kernel for ``SIGTERM`` when its parent dies
+- The child asks the kernel for ``SIGKILL`` when its parent dies
   (``PR_SET_PDEATHSIG``), so a ``kill -9`` of Carnet cannot leave an orphan
-  holding the data directory's lock.
+  holding the data directory's lock. Not ``SIGTERM``: SecantusDB 0.7's
+  handler sets an ``Event`` the main thread waits on and deadlocks when a
+  second signal arrives inside it (seen in CI: the child alive, its main
+  thread stuck in three nested handlers). A killed child loses nothing
+  acknowledged: WiredTiger replays its journal at the next start (tested
+  with ``kill -9`` of the database). Carnet's own shutdown still stops the
+  child with one ``SIGTERM``.
 - The URI of the running instance is written to ``<dir>/secantus.uri`` so
   that CLI commands run beside a live server reuse it instead of trying to
   open the same files.
@@ -59,7 +65,7 @@ def uri_for(host: str, port: int) -> str:
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class EmbeddedDatabase:
