@@ -119,26 +119,20 @@ async def test_a_page_reply_goes_through_moderation_like_any_send(
 ) -> None:
     """At 21:00 the school's quiet hours hold for teachers (docs/moderation.md):
     the parent's reply is stored for the teacher's device without notification."""
-    parent_id, bridge_device = await make_email_only(bridged, "R001")
-    teacher = await enrolled_client(bridged, tmp_path, "T001")
-    async with teacher:
-        await teacher.send_to_person(parent_id, "Sortie au musée vendredi")
-        await worker(bridged).run_once()
-        bridged.clock.advance(BATCH)
-        await worker(bridged).run_once()
-        link = link_of(relay.received[-1][2])
-        bridged.clock.advance(paris(2037, 9, 1, 21) - bridged.clock.now())
-        async with aiohttp.ClientSession() as http:
-            async with http.get(link) as response:
-                fields = form_fields(await response.text(), "reply")
-            async with http.post(
-                link + "/reply", data={**fields, "text": "Bien reçu."}, allow_redirects=False
-            ) as response:
-                assert response.status == 303, await response.text()
+    teacher, _, _ = await notified(bridged, relay, tmp_path)
+    link = link_of(relay.received[-1][2])
+    bridged.clock.advance(paris(2037, 9, 1, 21) - bridged.clock.now())
+    async with teacher, aiohttp.ClientSession() as http:
+        async with http.get(link) as response:
+            fields = form_fields(await response.text(), "reply")
+        async with http.post(
+            link + "/reply", data={**fields, "text": "Bien reçu."}, allow_redirects=False
+        ) as response:
+            assert response.status == 303, await response.text()
         reply = await teacher.next_message()
-        assert reply.body == "Bien reçu." and reply.sender_device == bridge_device
-        stored = await bridged.store.db["messages"].find_one({"sender_device": bridge_device})
-        assert stored is not None and teacher.device_id in stored.get("silent", [])
+        assert reply.body == "Bien reçu." and reply.sender_kind == "email-bridge"
+    stored = await bridged.store.db["messages"].find_one({"sender_device": reply.sender_device})
+    assert stored is not None and teacher.device_id in stored.get("silent", [])
 
 
 async def assert_no_plaintext(server: RunningServer, phrases: list[str]) -> None:
