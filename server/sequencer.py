@@ -56,7 +56,7 @@ from pymongo.errors import BulkWriteError
 
 from server.clock import Clock, SystemClock
 from server.metrics import Metrics
-from server.write_gaps import CHUNK, WriteGaps
+from server.write_gaps import WriteGaps, chunks
 from storage.database import Store
 from storage.messages import DUPLICATE_KEY, NewMessage, WriteResult, message_document
 
@@ -190,9 +190,7 @@ class Sequencer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), max(due, 0.0) if timing else None)
                 continue
-            batch = self._pending[:MAX_BATCH]
-            del self._pending[:MAX_BATCH]
-            await self._write(batch)
+            await self._write_next()
         if self._unpublished:
             await self._publish()
 
@@ -371,12 +369,17 @@ class Sequencer:
     async def _raise_seqs(self, heads: list[tuple[str, int]], at: datetime) -> None:
         """Publish ``heads`` a chunk at a time, writing any waiting batch in between:
         a publication of many conversations must not hold up the commits."""
-        for start in range(0, len(heads), CHUNK):
-            await self._store.conversations.raise_seqs(dict(heads[start : start + CHUNK]), at)
-            if self._pending and start + CHUNK < len(heads):
-                batch = self._pending[:MAX_BATCH]
-                del self._pending[:MAX_BATCH]
-                await self._write(batch)
+        parts = list(chunks(heads))
+        for n, part in enumerate(parts, 1):
+            await self._store.conversations.raise_seqs(dict(part), at)
+            if self._pending and n < len(parts):
+                await self._write_next()
+
+    async def _write_next(self) -> None:
+        """Write the oldest :data:`MAX_BATCH` waiting messages as one batch."""
+        batch = self._pending[:MAX_BATCH]
+        del self._pending[:MAX_BATCH]
+        await self._write(batch)
 
     def _next_mark(self, oldest: datetime | None = None) -> datetime:
         """At or before every message not yet written: queued, ``oldest`` (the
