@@ -19,6 +19,7 @@ import pytest
 from server.clock import FrozenClock
 from server.metrics import Metrics
 from server.sequencer import CLOCK_MARGIN, Sequencer
+from server.write_gaps import WriteGaps
 from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage, message_document
@@ -298,3 +299,23 @@ async def test_a_running_node_publishes_heads_and_moves_its_mark(store: Store) -
         assert document is not None and document["mark"] == moved  # moved once published
         assert "heads" not in document
         assert (await store.conversations.seqs([c]))[c] == 1
+
+
+async def test_background_writers_wait_while_messages_wait(store: Store) -> None:
+    """The sequencer closes the write gap when a message is queued and opens it
+    only once nothing waits (server.write_gaps: purge and flush go in between)."""
+    c = await conversation(store)
+    gaps = WriteGaps()
+    sequencer = Sequencer(
+        store, "a", LIFETIME, lambda docs: None, Metrics(), clock=FrozenClock(NOW), gaps=gaps
+    )
+    task = asyncio.create_task(sequencer.run())
+    await asyncio.sleep(0)
+    try:
+        written = sequencer.enqueue(message(c, "x"))
+        assert not gaps.open  # a message waits: background writers hold back
+        await written
+        assert await gaps.wait(5.0)  # drained: the gap opens
+    finally:
+        sequencer.close()
+        await task
