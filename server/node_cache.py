@@ -79,10 +79,14 @@ class TtlCache(Generic[K, V]):
             self._entries.clear()
         self._entries[key] = (self._clock(), value)
 
+    def _fresh(self, key: K, now: float) -> tuple[float, V | _Absent] | None:
+        entry = self._entries.get(key)
+        return entry if entry is not None and now - entry[0] < self._ttl else None
+
     async def get(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
         """The value of ``key`` (None if it has none), loading it on a miss."""
-        entry = self._entries.get(key)
-        if entry is not None and self._clock() - entry[0] < self._ttl:  # the usual case
+        entry = self._fresh(key, self._clock())
+        if entry is not None:  # the usual case: no load to build
             return None if isinstance(entry[1], _Absent) else entry[1]
 
         async def load_one(keys: list[K]) -> Mapping[K, V]:
@@ -105,8 +109,8 @@ class TtlCache(Generic[K, V]):
         waiting: dict[K, asyncio.Future[V | _Absent]] = {}
         missing: list[K] = []
         for key in dict.fromkeys(keys):
-            entry = self._entries.get(key)
-            if entry is not None and now - entry[0] < self._ttl:
+            entry = self._fresh(key, now)
+            if entry is not None:
                 values[key] = entry[1]
             elif key in self._loading:
                 waiting[key] = self._loading[key]
