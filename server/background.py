@@ -28,7 +28,7 @@ from server.recent_senders import RecentSenders
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
-from server.write_gaps import CHUNK, WriteGaps, chunks
+from server.write_gaps import WriteGaps, chunks
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.messages import Held
@@ -129,7 +129,9 @@ async def purge_delivered(
 
 
 EXPIRY_ROUNDS = 100
-"""Reads of expired messages per pass at most (100 each); the next pass goes on."""
+"""Reads of expired messages per pass at most; the next pass goes on."""
+EXPIRY_READ = 100
+"""Expired message ids read at once (deleted :data:`server.write_gaps.CHUNK` at a time)."""
 
 
 async def delete_expired(store: Store, now: datetime, gaps: WriteGaps | None = None) -> int:
@@ -141,12 +143,12 @@ async def delete_expired(store: Store, now: datetime, gaps: WriteGaps | None = N
     """
     deleted = 0
     for _ in range(EXPIRY_ROUNDS):
-        found = await store.messages.expired(now, 10 * CHUNK)
+        found = await store.messages.expired(now, EXPIRY_READ)
         for part in chunks(found):
             if gaps is not None:
                 await gaps.wait(PURGE_PATIENCE)
             deleted += await store.messages.delete(part)
-        if len(found) < 10 * CHUNK:
+        if len(found) < EXPIRY_READ:
             break
     return deleted
 
