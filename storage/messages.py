@@ -177,8 +177,9 @@ class MessageRepository:
         await self.collection.create_index(
             [("conversation", ASCENDING), ("seq", ASCENDING)], unique=True, name="conversation_seq"
         )
+        existing = await self.collection.index_information()
         for previous in ("recipient_backlog", "ttl"):  # the previous design's
-            if previous in await self.collection.index_information():
+            if previous in existing:
                 await self.collection.drop_index(previous)
         await self.collection.create_index("expires_at", name="expiry")
 
