@@ -79,7 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--no-relay", action="store_true", help="skip the bare relay baseline")
     run.add_argument("--no-database", action="store_true", help="skip the raw insert baseline")
     run.add_argument("--synapse", action="store_true", help="direct: also run Synapse")
-    run.add_argument("--profile", type=Path, help="py-spy collapsed stacks of Carnet (run 1)")
+    run.add_argument("--profile", type=Path, help="py-spy collapsed stacks of Carnet")
+    run.add_argument(
+        "--profile-run", type=int, default=1, help="which run --profile records (1 = the first)"
+    )
     run.add_argument("--native", action="store_true", help="py-spy --native")
     run.add_argument(
         "--server-source",
@@ -126,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
                 db=not args.no_database,
                 with_synapse=args.synapse,
                 profile=args.profile,
+                profile_run=args.profile_run,
                 native=args.native,
                 source=args.server_source,
                 results=args.results,

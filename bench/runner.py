@@ -124,6 +124,7 @@ def run(
     native: bool,
     source: Path | None = None,
     results: Path = RESULTS,
+    profile_run: int = 1,
 ) -> dict[str, Any]:
     """Run ``scenario`` ``runs`` times side by side with the baselines; write the JSON."""
     info = machine()
@@ -166,7 +167,7 @@ def run(
             one: dict[str, Any] = {}
             for name, subject in subjects.items():
                 spies = []
-                if profile is not None and index == 0 and name == "carnet":
+                if profile is not None and index + 1 == profile_run and name == "carnet":
                     spies.append(start_py_spy(carnet.pid, profile, p.duration, native))
                     if carnet.database_pid is not None:  # the database child, apart
                         database_profile = profile.with_suffix(".database" + profile.suffix)
