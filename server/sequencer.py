@@ -19,8 +19,11 @@ message is stored (no seq is skipped, none reused after it was seen).
 Heads: nothing is written per batch beyond the messages. Every
 ``publish_seconds`` the node raises the conversations' ``seq`` counters to
 what it stored (``$max``, ``bulk_write`` commands of
-:data:`server.write_gaps.CHUNK` conversations with any waiting batch written
-in between), then moves its **mark** in
+:data:`server.write_gaps.CHUNK` conversations, each written when no message
+waits, or after :data:`PUBLISH_PATIENCE` between two batches: on the embedded
+database a chunk costs 25–35 ms under load, and a publication written in one
+go held every commit behind it for up to 0.9 s, docs/performance.md), then
+moves its **mark** in
 ``heads`` (``storage.heads``): a time at or before the ``created_at`` of
 every message it stored but has not published, or may still store (the
 queue's oldest, or now, less :data:`CLOCK_MARGIN`). A message older than the
@@ -56,7 +59,7 @@ from pymongo.errors import BulkWriteError
 
 from server.clock import Clock, SystemClock
 from server.metrics import Metrics
-from server.write_gaps import WriteGaps, chunks
+from server.write_gaps import CHUNK, WriteGaps
 from storage.database import Store
 from storage.messages import DUPLICATE_KEY, NewMessage, WriteResult, message_document
 
@@ -76,6 +79,9 @@ CLOCK_MARGIN = timedelta(seconds=5)
 """Taken off every mark: clock steps between nodes and between a message's
 ``created_at`` and its arrival in the queue (a message older than the mark
 still lowers it before it is written, at the cost of one more update)."""
+PUBLISH_PATIENCE = 0.1
+"""Seconds a publication chunk waits for the queue to empty before it is written
+between two batches anyway (``server.write_gaps``: group commits first)."""
 IDLE_MARK_SECONDS = 60.0
 """An idle node moves its mark up to now this often, so that a restart's
 :meth:`Sequencer.repair` reads only recent messages."""
@@ -88,6 +94,21 @@ class SequencerClosed(Exception):
 
 class SeqConflict(Exception):
     """Other writers kept taking this conversation's next seqs: not stored, retry."""
+
+
+@dataclass
+class _Publication:
+    """Heads being published a chunk at a time, then the mark that covers the rest."""
+
+    heads: list[tuple[str, int]]
+    mark: datetime
+    at: datetime
+    last: float
+    """``time.monotonic()`` of the last chunk written (or of the start)."""
+
+    def overdue(self, now: float) -> bool:
+        """Waited :data:`PUBLISH_PATIENCE` for a gap between batches: write a chunk anyway."""
+        return now - self.last >= PUBLISH_PATIENCE
 
 
 @dataclass
@@ -142,6 +163,8 @@ class Sequencer:
         self._written_at: datetime | None = None
         """When the last batch's newest message was created (the publication's time)."""
         self._gaps = gaps or WriteGaps()
+        self._publication: _Publication | None = None
+        """The publication in progress, written a chunk at a time between batches."""
         self._wake = asyncio.Event()
         self._accepting = False
         self._closing = asyncio.Event()
@@ -176,9 +199,13 @@ class Sequencer:
         while True:
             interval = self._publish_seconds if self._unpublished else IDLE_MARK_SECONDS
             due = published + interval - time.monotonic()
-            if due <= 0 and (self._unpublished or (not self._pending and self._mark is not None)):
-                await self._publish()
+            if self._publication is None and due <= 0 and self._publishable():
+                self._publication = self._start_publication()
                 published = time.monotonic()
+            if self._publication is not None and (
+                not self._pending or self._publication.overdue(time.monotonic())
+            ):
+                await self._publish_step()
                 continue
             if not self._pending:
                 if self._closing.is_set():
@@ -191,8 +218,10 @@ class Sequencer:
                     await asyncio.wait_for(self._wake.wait(), max(due, 0.0) if timing else None)
                 continue
             await self._write_next()
-        if self._unpublished:
-            await self._publish()
+        if self._unpublished and self._publication is None:
+            self._publication = self._start_publication()
+        while self._publication is not None:
+            await self._publish_step()
 
     def close(self) -> None:
         """Stop accepting writes; :meth:`run` returns once the queue is drained."""
@@ -352,28 +381,41 @@ class Sequencer:
         counters = await self._store.conversations.seqs([conversation])
         return max(stored or 0, counters.get(conversation, 0))
 
-    async def _publish(self) -> None:
-        """Raise the counters to what this node stored, then move its mark up to
-        what it may still store (the queue's oldest message, or now)."""
+    def _publishable(self) -> bool:
+        """Heads to publish, or (idle, with a mark of ours) a mark to move up."""
+        return bool(self._unpublished) or (not self._pending and self._mark is not None)
+
+    def _start_publication(self) -> _Publication:
+        """Take the heads to publish and the mark that will cover what follows them."""
         heads, self._unpublished = self._unpublished, {}
         mark = self._next_mark()  # taken with the snapshot: covers all that follows it
+        at = self._written_at if self._written_at is not None else self._clock.now()
+        return _Publication(list(heads.items()), mark, at, time.monotonic())
+
+    async def _publish_step(self) -> None:
+        """Write the next chunk of the publication in progress, or, once every
+        head is published, move the mark (the old mark covers them until then).
+
+        One chunk per call: :meth:`run` calls it when no message waits, or
+        when :data:`PUBLISH_PATIENCE` has passed since the last chunk, so a
+        publication of many conversations never holds a commit up for more
+        than one chunk, and never falls behind for good.
+        """
+        publication = self._publication
+        assert publication is not None  # noqa: S101 - run() only calls it with one
+        part = publication.heads[:CHUNK]
         try:
-            if heads and self._written_at is not None:
-                await self._raise_seqs(list(heads.items()), self._written_at)
-            await self._move_mark(mark)  # only once published: the old mark covers them
+            if part:
+                await self._store.conversations.raise_seqs(dict(part), publication.at)
+                del publication.heads[:CHUNK]
+                publication.last = time.monotonic()
+                return
+            await self._move_mark(publication.mark)
         except Exception as exc:  # found from the old mark by repair, or published next time
             log.warning("conversation heads not published (%s); retried", type(exc).__name__)
-            for conversation, seq in heads.items():
+            for conversation, seq in publication.heads:
                 self._unpublished[conversation] = max(seq, self._unpublished.get(conversation, 0))
-
-    async def _raise_seqs(self, heads: list[tuple[str, int]], at: datetime) -> None:
-        """Publish ``heads`` a chunk at a time, writing any waiting batch in between:
-        a publication of many conversations must not hold up the commits."""
-        parts = list(chunks(heads))
-        for n, part in enumerate(parts, 1):
-            await self._store.conversations.raise_seqs(dict(part), at)
-            if self._pending and n < len(parts):
-                await self._write_next()
+        self._publication = None
 
     async def _write_next(self) -> None:
         """Write the oldest :data:`MAX_BATCH` waiting messages as one batch."""

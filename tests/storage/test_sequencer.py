@@ -19,10 +19,10 @@ import pytest
 from server.clock import FrozenClock
 from server.metrics import Metrics
 from server.sequencer import CLOCK_MARGIN, Sequencer
-from server.write_gaps import WriteGaps
+from server.write_gaps import CHUNK, WriteGaps
 from storage.conversations import ConversationKind
 from storage.database import Store
-from storage.messages import NewMessage, message_document
+from storage.messages import NewMessage, WriteResult, message_document
 
 NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 LATER = NOW + timedelta(hours=1)
@@ -319,3 +319,38 @@ async def test_background_writers_wait_while_messages_wait(store: Store) -> None
     finally:
         sequencer.close()
         await task
+
+
+async def test_a_message_waiting_when_heads_fall_due_is_written_before_any_of_them(
+    store: Store,
+) -> None:
+    """Group commits first: a publication goes a chunk at a time when no message
+    waits (server.write_gaps), so a message queued as heads fall due is not held
+    behind them; the heads are all published afterwards."""
+    conversations = [await conversation(store) for _ in range(3 * CHUNK)]
+    late = await conversation(store)
+    queued: list[asyncio.Future[WriteResult]] = []
+
+    def on_stored(docs: Sequence[Doc]) -> None:
+        if not queued:  # heads are due from now on (publish_seconds=0): a message comes
+            queued.append(sequencer.enqueue(message(late, "late")))
+
+    sequencer = Sequencer(store, "a", LIFETIME, on_stored, Metrics(), 0.0, FrozenClock(NOW))
+    task = asyncio.create_task(sequencer.run())
+    try:
+        await asyncio.gather(*(sequencer.submit(message(c, c)) for c in conversations))
+        await queued[0]
+    finally:
+        sequencer.close()
+        await task
+    names = {f"{store.db.name}.messages", f"{store.db.name}.conversations"}
+    writes = [
+        (entry["ns"].rpartition(".")[2], entry["op"], entry["o"].get("_id"))
+        async for entry in store.client["local"]["oplog.rs"].find({"ns": {"$in": sorted(names)}})
+        if entry["op"] in ("i", "u")
+    ]
+    late_written = writes.index(("messages", "i", "m_late"))
+    published = [n for n, (name, op, _) in enumerate(writes) if (name, op) == ("conversations", "u")]
+    assert published and late_written < published[0]
+    heads = await store.conversations.seqs([*conversations, late])
+    assert heads == {c: 1 for c in [*conversations, late]}
