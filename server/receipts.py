@@ -30,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -117,17 +116,23 @@ class Receipts:
     # --- writing --------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Tell receipts every :data:`TELL_SECONDS`; write every ``interval``; then
-        once more at shutdown."""
-        written = time.monotonic()
+        """Tell receipts every :data:`TELL_SECONDS` and write every ``interval``, in
+        two loops (a flush that waits for gaps between commits never holds the
+        telling up); then write once more at shutdown."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._every(stop, TELL_SECONDS, self.tell_pending))
+            group.create_task(self._every(stop, self._interval, self.flush))
+        await self.flush()
+
+    @staticmethod
+    async def _every(
+        stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[None]]
+    ) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), TELL_SECONDS)
-            await self.tell_pending()
-            if time.monotonic() - written >= self._interval:
-                await self.flush()
-                written = time.monotonic()
-        await self.flush()
+                await asyncio.wait_for(stop.wait(), seconds)
+            if not stop.is_set():
+                await work()
 
     async def tell_pending(self) -> None:
         """Check the receipts given since the last call and tell them (no write)."""

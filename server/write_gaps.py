@@ -2,7 +2,7 @@
 
 The embedded database runs every command in one process, one after another:
 a background ``bulk_write`` of a hundred cursor updates or a hundred purged
-ciphertexts (≈ 0.6 ms a document on SecantusDB, docs/performance.md) holds
+ciphertexts (0.4–4 ms a document on SecantusDB, docs/performance.md) holds
 every message waiting behind it for 60 ms. So the node's background writers
 (the ciphertext purge, the cursor and receipt flush) write in small chunks and,
 before each chunk, wait until the sequencer has nothing to write — or until
@@ -21,9 +21,11 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
-CHUNK = 10
-"""Documents a background writer writes in one command at most: ≈ 6 ms of
-the embedded database, the longest a commit waits behind one."""
+CHUNK = 4
+"""Documents a background writer writes in one command at most: an updated
+document costs the embedded database 0.4–1 ms alone, 2.5–4 ms while commits,
+the change stream and the load share the cores (docs/performance.md); a
+commit that arrives just after a chunk started waits for all of it."""
 
 
 class WriteGaps:
