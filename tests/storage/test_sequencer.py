@@ -350,7 +350,9 @@ async def test_a_message_waiting_when_heads_fall_due_is_written_before_any_of_th
         if entry["op"] in ("i", "u")
     ]
     late_written = writes.index(("messages", "i", "m_late"))
-    published = [n for n, (name, op, _) in enumerate(writes) if (name, op) == ("conversations", "u")]
+    published = [
+        n for n, (name, op, _) in enumerate(writes) if (name, op) == ("conversations", "u")
+    ]
     assert published and late_written < published[0]
     heads = await store.conversations.seqs([*conversations, late])
     assert heads == {c: 1 for c in [*conversations, late]}
