@@ -41,9 +41,19 @@ PURGE_SHARE = 0.5
 PURGE_PATIENCE = 1.0
 """Seconds a purge chunk waits for a gap between group commits (``server.write_gaps``)."""
 PURGE_FLOOR_PASSES = 10
-"""Passes after which the purge forgets its floors and reads whole conversations
-again (a message another node stored late, below a floor, is not missed for long)."""
+"""Passes after which the purge lowers its floors by :data:`PURGE_RECHECK` seqs
+(a message another node stored late, below a floor, is not missed for long)."""
+PURGE_RECHECK = 1000
+"""Seqs below each floor read again every :data:`PURGE_FLOOR_PASSES` passes: far
+more than any node stores between taking a seq and writing it."""
 MAX_FLOORS = 100_000
+PURGE_READ = 100
+"""Seqs a purge read covers (an index range, ≈ 5 ms on the embedded database;
+an open range ``seq > floor`` with a limit read the whole rest of the
+conversation, and ``$exists`` the whole collection: 50–100 ms a read)."""
+PURGE_PAGES = 100
+"""Reads per conversation and pass at most (the next pass goes on from the floor):
+10,000 seqs, more than the busiest conversation stores between two passes."""
 PURGE_MAX_LAG = timedelta(minutes=10)
 """Delivered ciphertext older than this is dropped without waiting for a gap:
 under sustained load the purge takes its share instead of falling behind."""
@@ -91,40 +101,55 @@ async def purge_delivered(
     for a gap between group commits unless it is older than
     :data:`PURGE_MAX_LAG` at ``now``; with ``share`` < 1, pauses after each
     chunk so that writing takes at most that share of the time. Its reads
-    wait for a gap too, and with ``floors`` (conversation → a seq below which
-    nothing holds ciphertext any more, kept by the caller between passes)
-    they read only what follows: a conversation's purged messages are not
-    read again on every pass.
+    (pages of :data:`PURGE_READ`) wait for a gap too, and with ``floors``
+    (conversation → a seq below which nothing holds ciphertext any more, kept
+    by the caller between passes) they read only what follows: a
+    conversation's purged messages are not read again on every pass.
     """
     dropped = 0
     overdue = None if now is None else now - PURGE_MAX_LAG
     floors = {} if floors is None else floors
     async for conversation in store.conversations.active_since(since):
-        if gaps is not None:
-            await gaps.wait(PURGE_PATIENCE)
         floor = floors.get(conversation.id, 0)
-        held = await store.messages.undelivered(conversation.id, after=floor)
-        if not held:
-            continue
-        acked = await store.cursors.of_conversation(conversation.id)
-        runs = delivered_runs(held, acked)
-        if runs and runs[0][0] is held[0]:  # the first held message goes: the floor follows
-            after = [m for m in held if m.seq > runs[0][-1].seq]
-            new_floor = after[0].seq - 1 if after else runs[0][-1].seq
-        else:
-            new_floor = held[0].seq - 1
-        for run in runs:
-            for part in chunks(run):
-                if gaps is not None and (overdue is None or part[0].created_at >= overdue):
-                    await gaps.wait(PURGE_PATIENCE)
-                began = time.monotonic()
-                dropped += await store.messages.drop_ciphertext(
-                    conversation.id, part[0].seq, part[-1].seq
-                )
-                if share < 1:
-                    await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
-        if new_floor > floor:  # only once dropped: a failed pass leaves the floor
-            floors[conversation.id] = new_floor
+        read_after, acked = floor, None
+        prefix = True  # every message read so far in this conversation is delivered
+        for _ in range(PURGE_PAGES):
+            if gaps is not None:
+                await gaps.wait(PURGE_PATIENCE)
+            upto = read_after + PURGE_READ  # past the published head too: an empty range
+            held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
+            new_floor = floor
+            if held:
+                if acked is None:
+                    acked = await store.cursors.of_conversation(conversation.id)
+                runs = delivered_runs(held, acked)
+            else:
+                runs = []
+            if prefix:  # the floor follows while everything read is delivered
+                if not held:
+                    new_floor = highest
+                elif runs and runs[0][0] is held[0]:
+                    after = [m for m in held if m.seq > runs[0][-1].seq]
+                    new_floor = after[0].seq - 1 if after else highest
+                else:
+                    new_floor = held[0].seq - 1
+                whole = bool(runs) and runs[0][0] is held[0] and runs[0][-1] is held[-1]
+                prefix = not held or whole
+            for run in runs:
+                for part in chunks(run):
+                    if gaps is not None and (overdue is None or part[0].created_at >= overdue):
+                        await gaps.wait(PURGE_PATIENCE)
+                    began = time.monotonic()
+                    dropped += await store.messages.drop_ciphertext(
+                        conversation.id, part[0].seq, part[-1].seq
+                    )
+                    if share < 1:
+                        await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
+            if new_floor > floor:  # only once dropped: a failed pass leaves the floor
+                floors[conversation.id] = floor = new_floor
+            if highest < upto and upto >= conversation.seq:
+                break  # the range ends past what is stored: nothing follows
+            read_after = upto
     return dropped
 
 
@@ -161,8 +186,11 @@ async def _purge_loop(
     passes = 0
     while not stop.is_set():
         passes += 1
-        if passes % PURGE_FLOOR_PASSES == 0 or len(floors) > MAX_FLOORS:
-            floors.clear()  # a message stored late below a floor is found again
+        if len(floors) > MAX_FLOORS:
+            floors.clear()
+        elif passes % PURGE_FLOOR_PASSES == 0:  # a message stored late below a floor is found
+            for conversation_id, floor in floors.items():
+                floors[conversation_id] = max(0, floor - PURGE_RECHECK)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), PURGE_EVERY.total_seconds())
         started = services.clock.now()

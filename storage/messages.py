@@ -245,24 +245,30 @@ class MessageRepository:
         )
         return int(doc["seq"]) if doc else None
 
-    async def undelivered(self, conversation: str, limit: int = 1000, after: int = 0) -> list[Held]:
-        """The messages of ``conversation`` after ``after`` that still hold ciphertext, by seq.
+    async def undelivered(self, conversation: str, after: int, upto: int) -> tuple[list[Held], int]:
+        """The messages of ``conversation`` with ``after < seq <= upto`` that still
+        hold ciphertext, by seq, and the highest seq stored in that range (``after``
+        when none is).
 
-        Two indexed queries merged by seq, not one with ``$or``: the embedded
-        database reads the whole collection for a top-level ``$or``
-        (docs/performance.md, "what SecantusDB 0.7 scans").
+        A bounded range of the ``(conversation, seq)`` index, and whether a
+        message holds ciphertext is seen here, not asked with ``$exists``:
+        SecantusDB 0.7 plans a collection scan for ``$exists``, and reads a
+        whole index range before it applies any limit (docs/performance.md,
+        "what SecantusDB 0.7 scans"). The projection names a field no device
+        has under ``pairwise`` (an empty map says it is there, no ciphertext
+        is sent); the group ciphertext, one per message, comes whole.
         """
-        found: dict[str, Held] = {}
-        for held in ("pairwise", "group"):
-            cursor = self.collection.find(
-                {"conversation": conversation, "seq": {"$gt": after}, held: {"$exists": True}},
-                {"seq": 1, "recipients": 1, "created_at": 1},
-            ).sort("seq", ASCENDING).limit(limit)  # fmt: skip
-            async for d in cursor:
-                found[d["_id"]] = Held(
-                    d["_id"], int(d["seq"]), tuple(d["recipients"]), d["created_at"]
-                )
-        return sorted(found.values(), key=lambda m: m.seq)[:limit]
+        cursor = self.collection.find(
+            {"conversation": conversation, "seq": {"$gt": after, "$lte": upto}},
+            {"seq": 1, "recipients": 1, "created_at": 1, "pairwise._": 1, "group": 1},
+        )
+        held: list[Held] = []
+        highest = after
+        async for d in cursor:
+            highest = max(highest, int(d["seq"]))
+            if "pairwise" in d or "group" in d:
+                held.append(Held(d["_id"], int(d["seq"]), tuple(d["recipients"]), d["created_at"]))
+        return sorted(held, key=lambda m: m.seq), highest
 
     async def drop_ciphertext(self, conversation: str, first: int, last: int) -> int:
         """Remove the ciphertext of the messages ``first <= seq <= last``; metadata stays.

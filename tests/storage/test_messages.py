@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.background import delete_expired, purge_delivered
+from server.background import PURGE_READ, delete_expired, purge_delivered
 from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage, message_document
@@ -85,6 +85,7 @@ async def test_the_purge_drops_what_is_delivered_and_reads_only_past_its_floor(
     c = created.id
     for seq in range(1, 7):
         await put(store, c, seq, {"d_a": f"{seq}".encode(), "d_b": b"x"})
+    await store.conversations.raise_seqs({c: 6}, NOW)  # published: what the purge reads up to
     floors: dict[str, int] = {}
     since = NOW - timedelta(hours=1)
     await store.cursors.advance_many({"d_a": {c: 6}, "d_b": {c: 3}}, NOW)
@@ -93,8 +94,42 @@ async def test_the_purge_drops_what_is_delivered_and_reads_only_past_its_floor(
     await store.cursors.advance_many({"d_b": {c: 5}}, NOW)
     assert await purge_delivered(store, since, floors=floors) == 2
     assert floors == {c: 5}
-    held = [m.seq for m in await store.messages.undelivered(c)]
-    assert held == [6]
+    held, _ = await store.messages.undelivered(c, 0, 6)
+    assert [m.seq for m in held] == [6]
     # A pass that finds nothing delivered leaves the floor where it was.
     assert await purge_delivered(store, since, floors=floors) == 0
     assert floors == {c: 5}
+
+
+async def test_the_purge_reads_a_long_backlog_in_pages_and_stops_its_floor_at_a_waiting_one(
+    store: Store,
+) -> None:
+    """Reads of :data:`PURGE_READ` seqs, one range after another: a backlog longer
+    than a page is dropped in one pass; the floor stops below the first message
+    still waiting, even when it is on a later page."""
+    created, _ = await store.conversations.create(
+        ConversationKind.GROUP, "9999999D", "g", ["p_s", "p_a"], ["p_s"], "p_s", NOW
+    )
+    c = created.id
+    total, waiting = 2 * PURGE_READ + 5, PURGE_READ + 10
+    docs = [
+        message_document(
+            NewMessage(f"m_{seq}", c, "d_s", "p_s", NOW, pairwise={"d_a": b"x", "d_b": b"y"}),
+            seq,
+            "n",
+            NOW + timedelta(days=30),
+        )
+        for seq in range(1, total + 1)
+    ]
+    await store.messages.insert_ordered(docs)
+    await store.conversations.raise_seqs({c: total}, NOW)
+    # d_b has everything; d_a everything but `waiting` and what follows.
+    await store.cursors.advance_many({"d_a": {c: waiting - 1}, "d_b": {c: total}}, NOW)
+    floors: dict[str, int] = {}
+    since = NOW - timedelta(hours=1)
+    assert await purge_delivered(store, since, floors=floors) == waiting - 1
+    assert floors == {c: waiting - 1}
+    await store.cursors.advance_many({"d_a": {c: total}}, NOW)
+    assert await purge_delivered(store, since, floors=floors) == total - waiting + 1
+    assert floors == {c: total}
+    assert await store.messages.undelivered(c, 0, total) == ([], total)
