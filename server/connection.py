@@ -405,16 +405,13 @@ class DeviceConnection:
                 for item in self.ordering.skip_through(conversation, start):
                     await self.outbox.put(*item)
             after = start
-            while after < head:
-                found = await self.s.reads.messages(
-                    self.device_id, conversation, after, page, upto=head
-                )
+            while after < head:  # pages of seqs (storage.messages.for_device)
+                upto = min(head, after + page)
+                found = await self.s.reads.messages(self.device_id, conversation, after, upto)
                 for message in found:
                     await self._put_ordered(message)
                 self.metrics.deliveries.labels("catch_up").inc(len(found))
-                if len(found) < page:
-                    break
-                after = found[-1].seq
+                after = upto
             for item in self.ordering.skip_through(conversation, head):
                 await self.outbox.put(*item)
         self.live = True
@@ -440,7 +437,7 @@ class DeviceConnection:
                 await asyncio.sleep(GAP_WAIT_SECONDS)
                 for conversation, (low, high) in self.ordering.gaps().items():
                     found = await self.store.messages.for_device(
-                        self.device_id, conversation, low - 1, high - low + 1, upto=high
+                        self.device_id, conversation, low - 1, high
                     )
                     for message in found:
                         await self._put_ordered(message)
@@ -645,14 +642,13 @@ class DeviceConnection:
             return
         after, page = frame.since, self.settings.catch_up_page
         head = self.s.reads.head(conversation)
-        while after < head:
+        while after < head:  # pages of seqs (storage.messages.for_device)
+            upto = min(head, after + page)
             found = await self.store.messages.for_device(
-                self.device_id, conversation.id, after, page, upto=head
+                self.device_id, conversation.id, after, upto
             )
             for message in found:
                 await self.outbox.put(*frame_text(message))
-            if len(found) < page:
-                break
-            after = found[-1].seq
+            after = upto
         synced = SyncedFrame(conversation=conversation.id, head=head)
         await self.outbox.put("synced", dump_frame(synced))

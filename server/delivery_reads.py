@@ -124,13 +124,12 @@ class DeliveryReads:
         return await self._first_seq.get(conversation, self._store.messages.first_seq)
 
     async def messages(
-        self, device_id: str, conversation: str, after: int, limit: int, upto: int
+        self, device_id: str, conversation: str, after: int, upto: int
     ) -> list[StoredMessage]:
-        """Messages for the device with ``after < seq <= upto``: at most ``limit`` from
-        the database; from the ring, all of them (it only answers whole ranges)."""
+        """Messages for the device with ``after < seq <= upto``, from the ring when it
+        holds the whole range, else from the database (callers keep ranges short:
+        ``catch_up_page`` seqs)."""
         held = self._ring.covering(conversation, after, upto, self._clock.now())
         if held is None:
-            return await self._store.messages.for_device(
-                device_id, conversation, after, limit, upto=upto
-            )
+            return await self._store.messages.for_device(device_id, conversation, after, upto)
         return [view_for(doc, device_id) for doc in held if device_id in doc["recipients"]]

@@ -213,29 +213,28 @@ class MessageRepository:
         return int(doc["seq"]) if doc else None
 
     async def for_device(
-        self,
-        device_id: str,
-        conversation: str,
-        after: int,
-        limit: int,
-        upto: int | None = None,
+        self, device_id: str, conversation: str, after: int, upto: int
     ) -> list[StoredMessage]:
-        """Messages of ``conversation`` addressed to the device with ``after < seq <= upto``."""
-        seq: Doc = {"$gt": after}
-        if upto is not None:
-            seq["$lte"] = upto
+        """Messages of ``conversation`` addressed to the device with ``after < seq <= upto``.
+
+        Callers page by seq range, not with a limit: SecantusDB 0.7 reads the
+        whole index range of a query before it applies a limit, so an open
+        range (``seq > after``) read the rest of the conversation for every
+        page of a catch-up (docs/performance.md, "what SecantusDB 0.7 scans").
+        """
         projection = {
             "conversation": 1, "seq": 1, "sender_device": 1, "sender_person": 1,
             "created_at": 1, "group": 1, f"pairwise.{device_id}": 1, "commitment": 1,
             "stamp": 1, "event": 1, "silent": 1,
         }  # fmt: skip
-        cursor = (
-            self.collection.find(
-                {"conversation": conversation, "seq": seq, "recipients": device_id}, projection
-            )
-            .sort("seq", ASCENDING)
-            .limit(limit)
-        )
+        cursor = self.collection.find(
+            {
+                "conversation": conversation,
+                "seq": {"$gt": after, "$lte": upto},
+                "recipients": device_id,
+            },
+            projection,
+        ).sort("seq", ASCENDING)
         return [view_for(doc, device_id) async for doc in cursor]
 
     async def first_seq(self, conversation: str) -> int | None:

@@ -151,10 +151,11 @@ class BridgeDevices:
             after = cursors.get(conversation, 0)
             if head <= after:
                 continue
+            upto = min(head, after + page)  # a page of seqs (storage.messages.for_device)
+            acks[conversation] = upto  # read through: nothing else there is for this device
             for message in await self.store.messages.for_device(
-                device_id, conversation, after, page, upto=head
+                device_id, conversation, after, upto
             ):
-                acks[conversation] = message.seq
                 if message.event is not None:
                     apply_event(state, conversation, message.event["members"], device.person_id)
                     continue

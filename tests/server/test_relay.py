@@ -4,12 +4,13 @@ WebSockets: live, queued for offline devices, acknowledged, idempotent."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 
 from tests.support.devices import WireDevice, b64, receive, receive_type, send_envelopes
-from tests.support.servers import RunningServer
+from tests.support.servers import RunningServer, running_server
 
 
 async def enrolled(
@@ -139,3 +140,33 @@ async def test_a_new_connection_supersedes_the_old_one(
     msg = await first.receive(timeout=5)
     assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == 4001
     await second.close()
+
+
+async def test_catch_up_and_sync_go_through_ranges_of_seqs_a_page_at_a_time(
+    database_uri: str, tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    """Pages of ``catch_up_page`` seqs (storage.messages.for_device reads bounded
+    ranges): ranges holding nothing for the device are passed, nothing is missed."""
+    async with running_server(database_uri, tmp_path, catch_up_page=2) as server:
+        teacher = await enrolled(http, server, "T001")
+        parent = await enrolled(http, server, "R002")
+        ws_teacher, conversation = await direct(http, server, teacher, parent)
+        for i in range(5):  # seqs 2-6, none of them for the teacher's own device
+            await send_envelopes(ws_teacher, conversation, f"m{i}", {parent.device_id: bytes([i])})
+            assert (await receive(ws_teacher))["seq"] == i + 2
+        await ws_teacher.close()
+        ws_parent = await parent.connect(http, server.ws_url)
+        frames = [await receive(ws_parent) for _ in range(6)]
+        assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5, 6]
+        await send_envelopes(ws_parent, conversation, "reply", {teacher.device_id: b"\x07"})
+        assert (await receive_type(ws_parent, "sent"))["seq"] == 7
+        sync = {"type": "sync", "v": 1, "conversation": conversation, "since": 2}
+        await ws_parent.send_json(sync)
+        synced = [await receive(ws_parent) for _ in range(5)]
+        assert [f.get("seq") for f in synced] == [3, 4, 5, 6, None]  # 7 is the parent's own
+        assert synced[-1] == {"type": "synced", "v": 1, "conversation": conversation, "head": 7}
+        ws_teacher = await teacher.connect(http, server.ws_url)
+        caught = await receive_type(ws_teacher, "deliver")  # past three ranges with nothing
+        assert caught["seq"] == 7 and caught["ciphertext"] == b64(b"\x07")
+        await ws_teacher.close()
+        await ws_parent.close()

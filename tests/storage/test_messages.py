@@ -26,9 +26,9 @@ async def test_a_device_reads_only_its_own_messages_of_a_conversation(store: Sto
     await put(store, "c1", 2, {"d_b": b"2b"})  # not for d_a
     await put(store, "c1", 3, {"d_a": b"3a"})
     await put(store, "c2", 1, {"d_a": b"other conversation"})
-    found = await store.messages.for_device("d_a", "c1", after=0, limit=10)
+    found = await store.messages.for_device("d_a", "c1", after=0, upto=10)
     assert [(m.seq, m.ciphertext) for m in found] == [(1, b"1a"), (3, b"3a")]
-    assert [m.seq for m in await store.messages.for_device("d_a", "c1", 1, 10, upto=2)] == []
+    assert [m.seq for m in await store.messages.for_device("d_a", "c1", 1, 2)] == []
     assert [m.seq for m in await store.messages.for_device("d_b", "c1", 0, 1)] == [1]
 
 
