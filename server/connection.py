@@ -394,7 +394,7 @@ class DeviceConnection:
             if head <= acked:
                 continue
             # Expired (TTL) or beyond the backlog bound: said once, then skipped.
-            first = await self.s.reads.first_seq(conversation)
+            first = await self.s.reads.first_seq(conversation, head)
             start = acked
             if first is not None and first > acked + 1 and conversation in cursors:
                 start = first - 1

@@ -119,9 +119,14 @@ class DeliveryReads:
             cursors[conversation] = max(seq, cursors.get(conversation, 0))
         return cursors
 
-    async def first_seq(self, conversation: str) -> int | None:
-        """The lowest seq still stored (older ones expired), or None."""
-        return await self._first_seq.get(conversation, self._store.messages.first_seq)
+    async def first_seq(self, conversation: str, head: int) -> int | None:
+        """The lowest seq still stored (older ones expired), or None; kept
+        :data:`FIRST_SEQ_TTL` seconds (read up to ``head`` on a miss)."""
+
+        async def read(conversation_id: str) -> int | None:
+            return await self._store.messages.first_seq(conversation_id, head)
+
+        return await self._first_seq.get(conversation, read)
 
     async def messages(
         self, device_id: str, conversation: str, after: int, upto: int

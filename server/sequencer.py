@@ -377,9 +377,9 @@ class Sequencer:
         return rest
 
     async def _reload_head(self, conversation: str) -> int:
-        stored = await self._store.messages.last_seq(conversation)
-        counters = await self._store.conversations.seqs([conversation])
-        return max(stored or 0, counters.get(conversation, 0))
+        published = (await self._store.conversations.seqs([conversation])).get(conversation, 0)
+        stored = await self._store.messages.last_seq(conversation, after=published)
+        return max(stored or 0, published)
 
     def _publishable(self) -> bool:
         """Heads to publish, or (idle, with a mark of ours) a mark to move up."""

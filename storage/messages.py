@@ -205,10 +205,16 @@ class MessageRepository:
             return None
         return WriteResult(int(first["seq"]), first["created_at"], _opt_bytes(first.get("stamp")))
 
-    async def last_seq(self, conversation: str) -> int | None:
-        """The highest seq stored in ``conversation``, or None."""
+    async def last_seq(self, conversation: str, after: int = 0) -> int | None:
+        """The highest seq stored in ``conversation`` above ``after``, or None.
+
+        Reads the index range above ``after`` (SecantusDB 0.7 reads a whole
+        range before any limit): callers pass a seq known to be near the head.
+        """
         doc = await self.collection.find_one(
-            {"conversation": conversation}, {"seq": 1}, sort=[("seq", DESCENDING)]
+            {"conversation": conversation, "seq": {"$gt": after}},
+            {"seq": 1},
+            sort=[("seq", DESCENDING)],
         )
         return int(doc["seq"]) if doc else None
 
@@ -237,12 +243,28 @@ class MessageRepository:
         ).sort("seq", ASCENDING)
         return [view_for(doc, device_id) async for doc in cursor]
 
-    async def first_seq(self, conversation: str) -> int | None:
-        """The lowest seq still stored (older ones expired), or None."""
-        doc = await self.collection.find_one(
-            {"conversation": conversation}, {"seq": 1}, sort=[("seq", ASCENDING)]
-        )
-        return int(doc["seq"]) if doc else None
+    async def first_seq(self, conversation: str, upto: int) -> int | None:
+        """The lowest seq still stored (older ones expired) up to ``upto``, or None.
+
+        Windows of 1, 10, 100, ... seqs from the start, each a bounded index
+        range: SecantusDB 0.7 reads a whole index range before any limit, so
+        ``sort(seq).limit(1)`` over the conversation read all of it (300 ms
+        for a class channel of 10,000 messages). Messages expire oldest first:
+        the first window that holds one holds the answer, and reading it costs
+        at most ten times the expired stretch.
+        """
+        low, width = 0, 1
+        while low < upto:
+            high = min(upto, low + width)
+            doc = await self.collection.find_one(
+                {"conversation": conversation, "seq": {"$gt": low, "$lte": high}},
+                {"seq": 1},
+                sort=[("seq", ASCENDING)],
+            )
+            if doc is not None:
+                return int(doc["seq"])
+            low, width = high, width * 10
+        return None
 
     async def undelivered(self, conversation: str, after: int, upto: int) -> tuple[list[Held], int]:
         """The messages of ``conversation`` with ``after < seq <= upto`` that still

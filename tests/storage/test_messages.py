@@ -133,3 +133,20 @@ async def test_the_purge_reads_a_long_backlog_in_pages_and_stops_its_floor_at_a_
     assert await purge_delivered(store, since, floors=floors) == total - waiting + 1
     assert floors == {c: total}
     assert await store.messages.undelivered(c, 0, total) == ([], total)
+
+
+async def test_first_and_last_seq_read_bounded_ranges_past_expired_stretches(
+    store: Store,
+) -> None:
+    """The lowest stored seq is found through growing windows (expired ones
+    first), the highest above a seq known to be near the head."""
+    for seq in (150, 151, 152):  # 1-149 expired
+        await put(store, "c1", seq, {"d_a": b"x"})
+    await put(store, "c2", 1, {"d_a": b"x"})
+    assert await store.messages.first_seq("c1", upto=152) == 150
+    assert await store.messages.first_seq("c1", upto=149) is None
+    assert await store.messages.first_seq("c2", upto=1) == 1
+    assert await store.messages.first_seq("c3", upto=10) is None
+    assert await store.messages.last_seq("c1", after=140) == 152
+    assert await store.messages.last_seq("c1", after=152) is None
+    assert await store.messages.last_seq("c2") == 1
