@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -342,6 +341,11 @@ class SendContext:
     """``check_conversation`` of ``view`` and ``state`` when the context was made:
     the membership rules (contacts, second adult) do not change from one send
     to the next, only with the people, policies or members above."""
+    quiet_ends: dict[str, datetime] = field(default_factory=dict)
+    """Recipient person id → the end of the quiet window a send fell in. A later
+    send before that end, told silent, is in the same window (windows are
+    intervals; a policy change makes a new context): its end is not computed
+    again."""
 
     def fits(self, conversation: stored.Conversation, generation: tuple[int, int]) -> bool:
         """Still valid for a send to ``conversation`` (time checked by the caller)."""
@@ -542,14 +546,22 @@ class ModerationGate:
             message = f"You are sending too fast; wait {wait:.0f} seconds."
             return SendVerdict(ErrorCode.RATE_LIMITED, Reason.RATE_LIMITED, message, wait)
         deliveries = dict(decision.deliveries)
-        for delivery, count in Counter(deliveries.values()).items():
+        counts: dict[Delivery, int] = {}
+        for delivery in deliveries.values():
+            counts[delivery] = counts.get(delivery, 0) + 1
+        for delivery, count in counts.items():
             self.metrics.count(self.metrics.moderation_deliveries, delivery.value, count)
         quiet_until = None
         for person_id in decision.told_to_sender():
-            recipient = people[person_id]
-            quiet = view.policy(recipient.uai).quiet_hours
-            end = window_end(quiet, view.zone(recipient.uai), now)
-            if end is not None and (quiet_until is None or end > quiet_until):
+            end = context.quiet_ends.get(person_id)
+            if end is None or now >= end:  # unknown, or that window is over: find this one's
+                recipient = people[person_id]
+                quiet = view.policy(recipient.uai).quiet_hours
+                end = window_end(quiet, view.zone(recipient.uai), now)
+                if end is None:
+                    continue
+                context.quiet_ends[person_id] = end
+            if quiet_until is None or end > quiet_until:
                 quiet_until = end
         return SendVerdict(deliveries=deliveries, quiet_until=quiet_until)
 

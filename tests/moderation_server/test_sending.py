@@ -54,6 +54,27 @@ async def test_quiet_hours_deliver_silently_and_tell_the_sender(
         await ws.close()
 
 
+async def test_the_quiet_hours_end_told_is_the_window_of_each_send(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    """Two sends a night apart reuse the sender's context (seconds apart in real
+    time): the second is told the end of its own night, not of the first."""
+    (teacher, ws_t), (parent, ws_p) = await online(http, server, "T001", "R001")
+    _, conversation = await create(http, server, parent, "direct", [teacher.person_id])
+    set_clock(server, 21)
+    await send(ws_p, conversation["id"], "night1", {teacher.device_id: b"x"})
+    assert (await answer(ws_p, "night1"))["quiet_until"] == int(
+        paris(2037, 9, 2, 7).timestamp() * 1000
+    )
+    server.clock.advance(timedelta(days=1))  # Wednesday 21:00
+    await send(ws_p, conversation["id"], "night2", {teacher.device_id: b"x"})
+    assert (await answer(ws_p, "night2"))["quiet_until"] == int(
+        paris(2037, 9, 3, 7).timestamp() * 1000
+    )
+    for ws in (ws_t, ws_p):
+        await ws.close()
+
+
 async def test_rate_limit_answers_retry_after_and_stores_nothing(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
