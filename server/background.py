@@ -28,7 +28,7 @@ from server.recent_senders import RecentSenders
 from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
-from server.write_gaps import WriteGaps, chunks
+from server.write_gaps import SETTLE, WriteGaps, chunks
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.messages import Held
@@ -115,7 +115,7 @@ async def purge_delivered(
         prefix = True  # every message read so far in this conversation is delivered
         for _ in range(PURGE_PAGES):
             if gaps is not None:
-                await gaps.wait(PURGE_PATIENCE)
+                await gaps.wait(PURGE_PATIENCE, SETTLE)
             upto = read_after + PURGE_READ  # past the published head too: an empty range
             held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
             new_floor = floor
@@ -138,7 +138,7 @@ async def purge_delivered(
             for run in runs:
                 for part in chunks(run):
                     if gaps is not None and (overdue is None or part[0].created_at >= overdue):
-                        await gaps.wait(PURGE_PATIENCE)
+                        await gaps.wait(PURGE_PATIENCE, SETTLE)
                     began = time.monotonic()
                     dropped += await store.messages.drop_ciphertext(
                         conversation.id, part[0].seq, part[-1].seq
@@ -171,7 +171,7 @@ async def delete_expired(store: Store, now: datetime, gaps: WriteGaps | None = N
         found = await store.messages.expired(now, EXPIRY_READ)
         for part in chunks(found):
             if gaps is not None:
-                await gaps.wait(PURGE_PATIENCE)
+                await gaps.wait(PURGE_PATIENCE, SETTLE)
             deleted += await store.messages.delete(part)
         if len(found) < EXPIRY_READ:
             break

@@ -41,7 +41,7 @@ from server.hub import Hub
 from server.lookups import Lookups
 from server.node_cache import TtlCache
 from server.recent_senders import RecentSenders
-from server.write_gaps import WriteGaps, chunks
+from server.write_gaps import SETTLE, WriteGaps, chunks
 from storage.conversations import Conversation, ConversationKind
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
@@ -202,7 +202,7 @@ class Receipts:
         Checked just before each chunk is written, so that a person erased
         meanwhile (RGPD art. 17) leaves no cursor or receipt behind.
         """
-        await self._gaps.wait(FLUSH_PATIENCE)
+        await self._gaps.wait(FLUSH_PATIENCE, SETTLE)
         return set(await self._store.enrolment.existing_devices(sorted(devices)))
 
     def _keep_pending(self, pending: dict[tuple[str, str, Kind], tuple[int, str]]) -> None:

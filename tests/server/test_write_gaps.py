@@ -44,3 +44,18 @@ async def test_a_waiter_goes_as_soon_as_the_sequencer_is_idle() -> None:
     assert not waiter.done()
     gaps.idle()
     assert await asyncio.wait_for(waiter, 5.0)
+
+
+async def test_a_waiter_that_asks_to_settle_goes_only_after_a_quiet_spell() -> None:
+    """A message queued and written during the spell starts it again: background
+    chunks wait for a lull, not for the millisecond between two commits."""
+    gaps = WriteGaps()
+    waiter = asyncio.create_task(gaps.wait(30.0, settle=0.2))
+    await asyncio.sleep(0.1)
+    gaps.busy()  # a message queued and written within the spell
+    gaps.idle()
+    await asyncio.sleep(0.15)  # 0.25 s in: the first spell was broken, the next ends at 0.4
+    assert not waiter.done()
+    assert await asyncio.wait_for(waiter, 5.0)
+    gaps.busy()
+    assert not await gaps.wait(0.05, settle=0.2)  # busy throughout: patience ran out
