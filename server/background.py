@@ -114,8 +114,9 @@ async def purge_delivered(
         read_after, acked = floor, None
         prefix = True  # every message read so far in this conversation is delivered
         for _ in range(PURGE_PAGES):
-            if gaps is not None:
-                await gaps.wait(PURGE_PATIENCE, SETTLE)
+            if gaps is not None:  # any gap: a read of 100 seqs is short, and under
+                # sustained load the drops that follow must be found (PURGE_MAX_LAG)
+                await gaps.wait(PURGE_PATIENCE)
             upto = read_after + PURGE_READ  # past the published head too: an empty range
             held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
             new_floor = floor
