@@ -9,7 +9,6 @@ TaskGroup with every service; nothing else is started in the background.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 
 from server.change_feed import FEED
+from server.clock import sleep_or_stop
 from server.delivery_reads import DeliveryReads
 from server.fanout import Fanout
 from server.lookups import Lookups
@@ -192,8 +192,7 @@ async def _purge_loop(
         elif passes % PURGE_FLOOR_PASSES == 0:  # a message stored late below a floor is found
             for conversation_id, floor in floors.items():
                 floors[conversation_id] = max(0, floor - PURGE_RECHECK)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), PURGE_EVERY.total_seconds())
+        await sleep_or_stop(stop, PURGE_EVERY.total_seconds())
         started = services.clock.now()
         try:
             await purge_delivered(store, since - PURGE_EVERY, PURGE_SHARE, gaps, started, floors)

@@ -21,7 +21,6 @@ logged and the stream goes on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -30,6 +29,7 @@ from typing import Any
 from aiohttp import web
 from pymongo.errors import PyMongoError
 
+from server.clock import sleep_or_stop
 from server.state import STORE
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
@@ -133,7 +133,7 @@ class ChangeFeed:
                         if change is None:
                             await self._run_all(self._on_idle)
                             if time.monotonic() - asked < IDLE_WAIT_MS / 1000:
-                                await _pause(stop, EMPTY_PAUSE)
+                                await sleep_or_stop(stop, EMPTY_PAUSE)
                             continue
                         resume = stream.resume_token
                         await self._dispatch(change)
@@ -143,10 +143,7 @@ class ChangeFeed:
                 log.warning(
                     "change stream interrupted (%s); resuming in %ss", type(exc).__name__, delay
                 )
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    continue
+                await sleep_or_stop(stop, delay)
 
     async def _dispatch(self, change: Change) -> None:
         for handler in self._handlers.get(change["ns"]["coll"], ()):
@@ -163,11 +160,6 @@ class ChangeFeed:
                 await callback()
             except (DatabaseUnavailable, DriverError, PyMongoError) as exc:
                 log.warning("change feed callback failed (%s)", type(exc).__name__)
-
-
-async def _pause(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
 
 
 FEED = web.AppKey("change_feed", ChangeFeed)

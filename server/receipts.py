@@ -28,7 +28,6 @@ setting bounds what is revealed, not just what is shown.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
@@ -36,7 +35,7 @@ from datetime import datetime
 from typing import Literal
 
 from protocol import ReceiptFrame, dump_frame
-from server.clock import Clock
+from server.clock import Clock, sleep_or_stop
 from server.hub import Hub
 from server.lookups import Lookups
 from server.node_cache import TtlCache
@@ -128,11 +127,8 @@ class Receipts:
     async def _every(
         stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[None]]
     ) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), seconds)
-            if not stop.is_set():
-                await work()
+        while not await sleep_or_stop(stop, seconds):
+            await work()
 
     async def tell_pending(self) -> None:
         """Check the receipts given since the last call and tell them (no write)."""

@@ -11,7 +11,6 @@ before the services are.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 
@@ -20,6 +19,7 @@ from aiohttp import web
 from server.bridge.keyring import BridgeKeyring, parse_key
 from server.bridge.listener import ReplyHandler, make_protocol
 from server.bridge.worker import BridgeWorker
+from server.clock import sleep_or_stop
 from server.services import SERVICES
 from storage.ids import new_id
 
@@ -34,8 +34,7 @@ LISTENER: web.AppKey[asyncio.Server] = web.AppKey("bridge_listener")
 async def _loop(worker: BridgeWorker, interval: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         await worker.safe_run_once()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), interval)
+        await sleep_or_stop(stop, interval)
 
 
 async def bridge_context(app: web.Application) -> AsyncIterator[None]:
