@@ -29,6 +29,7 @@ from server.sequencer import Sequencer
 from server.services import SERVICES, Services
 from server.state import CLOCK, FRANKING, HUB, METRICS, SESSIONS, SETTINGS, STORE
 from server.write_gaps import SETTLE, WriteGaps, chunks
+from storage.conversations import Conversation
 from storage.database import Store
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.messages import Held
@@ -106,52 +107,76 @@ async def purge_delivered(
     by the caller between passes) they read only what follows: a
     conversation's purged messages are not read again on every pass.
     """
-    dropped = 0
     overdue = None if now is None else now - PURGE_MAX_LAG
     floors = {} if floors is None else floors
+    dropped = 0
     async for conversation in store.conversations.active_since(since):
-        floor = floors.get(conversation.id, 0)
-        read_after, acked = floor, None
-        prefix = True  # every message read so far in this conversation is delivered
-        for _ in range(PURGE_PAGES):
-            if gaps is not None:  # any gap: a read of 100 seqs is short, and under
-                # sustained load the drops that follow must be found (PURGE_MAX_LAG)
-                await gaps.wait(PURGE_PATIENCE)
-            upto = read_after + PURGE_READ  # past the published head too: an empty range
-            held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
-            new_floor = floor
-            if held:
-                if acked is None:
-                    acked = await store.cursors.of_conversation(conversation.id)
-                runs = delivered_runs(held, acked)
-            else:
-                runs = []
-            if prefix:  # the floor follows while everything read is delivered
-                if not held:
-                    new_floor = highest
-                elif runs and runs[0][0] is held[0]:
-                    after = [m for m in held if m.seq > runs[0][-1].seq]
-                    new_floor = after[0].seq - 1 if after else highest
-                else:
-                    new_floor = held[0].seq - 1
-                whole = bool(runs) and runs[0][0] is held[0] and runs[0][-1] is held[-1]
-                prefix = not held or whole
-            for run in runs:
-                for part in chunks(run):
-                    if gaps is not None and (overdue is None or part[0].created_at >= overdue):
-                        await gaps.wait(PURGE_PATIENCE, SETTLE)
-                    began = time.monotonic()
-                    dropped += await store.messages.drop_ciphertext(
-                        conversation.id, part[0].seq, part[-1].seq
-                    )
-                    if share < 1:
-                        await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
-            if new_floor > floor:  # only once dropped: a failed pass leaves the floor
-                floors[conversation.id] = floor = new_floor
-            if highest < upto and upto >= conversation.seq:
-                break  # the range ends past what is stored: nothing follows
-            read_after = upto
+        dropped += await _purge_conversation(store, conversation, floors, share, gaps, overdue)
     return dropped
+
+
+async def _purge_conversation(
+    store: Store,
+    conversation: Conversation,
+    floors: dict[str, int],
+    share: float,
+    gaps: WriteGaps | None,
+    overdue: datetime | None,
+) -> int:
+    """:func:`purge_delivered` for one conversation: pages of :data:`PURGE_READ`
+    seqs from its floor, the floor moved up after each page's drops."""
+    dropped = 0
+    read_after = floors.get(conversation.id, 0)
+    acked: dict[str, int] | None = None
+    clear = True  # nothing read so far still waits: the floor follows the pages
+    for _ in range(PURGE_PAGES):
+        if gaps is not None:  # any gap: a read of 100 seqs is short, and under
+            # sustained load the drops that follow must be found (PURGE_MAX_LAG)
+            await gaps.wait(PURGE_PATIENCE)
+        upto = read_after + PURGE_READ  # past the published head too: an empty range
+        held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
+        runs: list[list[Held]] = []
+        if held:
+            if acked is None:
+                acked = await store.cursors.of_conversation(conversation.id)
+            runs = delivered_runs(held, acked)
+        for part in (part for run in runs for part in chunks(run)):
+            if gaps is not None and (overdue is None or part[0].created_at >= overdue):
+                await gaps.wait(PURGE_PATIENCE, SETTLE)
+            began = time.monotonic()
+            dropped += await store.messages.drop_ciphertext(
+                conversation.id, part[0].seq, part[-1].seq
+            )
+            if share < 1:
+                await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
+        if clear:  # only once dropped: a failed pass leaves the floor
+            floor, clear = page_floor(held, runs, highest)
+            if floor > floors.get(conversation.id, 0):
+                floors[conversation.id] = floor
+        if highest < upto and upto >= conversation.seq:
+            break  # the range ends past what is stored: nothing follows
+        read_after = upto
+    return dropped
+
+
+def page_floor(
+    held: Sequence[Held], runs: Sequence[Sequence[Held]], highest: int
+) -> tuple[int, bool]:
+    """Where a conversation's purge floor stands once a page's delivered ``runs``
+    are dropped, and whether the whole page is then clear.
+
+    Args:
+        held: The page's messages that held ciphertext, by seq.
+        runs: Those of them dropped (:func:`delivered_runs`).
+        highest: The highest seq stored in the page's range.
+
+    Returns:
+        Just below the first message still waiting (False), or ``highest``
+        when none waits (True): below the floor nothing holds ciphertext.
+    """
+    dropped = {message.seq for run in runs for message in run}
+    waiting = next((message.seq for message in held if message.seq not in dropped), None)
+    return (highest, True) if waiting is None else (waiting - 1, False)
 
 
 EXPIRY_ROUNDS = 100

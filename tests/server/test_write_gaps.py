@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from server.background import delivered_runs
+from server.background import delivered_runs, page_floor
 from server.write_gaps import WriteGaps, chunks
 from storage.messages import Held
 
@@ -27,6 +27,15 @@ def test_a_device_without_a_cursor_holds_every_message_addressed_to_it() -> None
     messages = [held(1, "a"), held(2, "a", "new")]
     assert [[m.seq for m in r] for r in delivered_runs(messages, {"a": 2})] == [[1]]
     assert delivered_runs([], {"a": 2}) == []
+
+
+def test_the_floor_stops_below_the_first_message_still_waiting() -> None:
+    messages = [held(2, "a"), held(3, "a", "b"), held(5, "a"), held(7, "a")]
+    runs = delivered_runs(messages, {"a": 9, "b": 2})  # 3 waits for b
+    assert page_floor(messages, runs, highest=8) == (2, False)
+    assert page_floor(messages, delivered_runs(messages, {"a": 9, "b": 9}), 8) == (8, True)
+    assert page_floor(messages, delivered_runs(messages, {}), 8) == (1, False)
+    assert page_floor([], [], highest=40) == (40, True)  # nothing held: the page is clear
 
 
 def test_chunks_keep_order_and_bound_size() -> None:
