@@ -66,7 +66,7 @@ from server.services import Services
 from storage.conversations import ConversationKind
 from storage.errors import DatabaseUnavailable, DriverError
 from storage.ids import derived_id
-from storage.messages import NewMessage, StoredMessage, WriteResult
+from storage.messages import NewMessage, StoredMessage, WriteResult, seq_pages
 from storage.models import Device
 
 log = logging.getLogger(__name__)
@@ -404,14 +404,11 @@ class DeviceConnection:
                 await self.outbox.put("expired", dump_frame(expired))
                 for item in self.ordering.skip_through(conversation, start):
                     await self.outbox.put(*item)
-            after = start
-            while after < head:  # pages of seqs (storage.messages.for_device)
-                upto = min(head, after + page)
-                found = await self.s.reads.messages(self.device_id, conversation, after, upto)
+            for low, high in seq_pages(start, head, page):
+                found = await self.s.reads.messages(self.device_id, conversation, low, high)
                 for message in found:
                     await self._put_ordered(message)
                 self.metrics.deliveries.labels("catch_up").inc(len(found))
-                after = upto
             for item in self.ordering.skip_through(conversation, head):
                 await self.outbox.put(*item)
         self.live = True
@@ -640,15 +637,10 @@ class DeviceConnection:
                 ErrorCode.UNKNOWN_CONVERSATION, "no such conversation for you", frame.conversation
             )
             return
-        after, page = frame.since, self.settings.catch_up_page
         head = self.s.reads.head(conversation)
-        while after < head:  # pages of seqs (storage.messages.for_device)
-            upto = min(head, after + page)
-            found = await self.store.messages.for_device(
-                self.device_id, conversation.id, after, upto
-            )
+        for low, high in seq_pages(frame.since, head, self.settings.catch_up_page):
+            found = await self.store.messages.for_device(self.device_id, conversation.id, low, high)
             for message in found:
                 await self.outbox.put(*frame_text(message))
-            after = upto
         synced = SyncedFrame(conversation=conversation.id, head=head)
         await self.outbox.put("synced", dump_frame(synced))

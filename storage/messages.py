@@ -24,7 +24,7 @@ sent once :meth:`insert_ordered` returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -145,6 +145,15 @@ def message_document(message: NewMessage, seq: int, node: str, expires_at: datet
     if message.silent_devices:
         doc["silent"] = list(message.silent_devices)
     return doc
+
+
+def seq_pages(after: int, upto: int, size: int) -> Iterator[tuple[int, int]]:
+    """``(low, high)`` ranges of at most ``size`` seqs covering ``after < seq <= upto``,
+    in order: how callers page :meth:`MessageRepository.for_device`."""
+    while after < upto:
+        high = min(upto, after + size)
+        yield after, high
+        after = high
 
 
 class MessageRepository:

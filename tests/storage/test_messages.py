@@ -9,7 +9,7 @@ from pathlib import Path
 from server.background import PURGE_READ, delete_expired, purge_delivered
 from storage.conversations import ConversationKind
 from storage.database import Store
-from storage.messages import NewMessage, message_document
+from storage.messages import NewMessage, message_document, seq_pages
 
 NOW = datetime(2037, 9, 1, 8, 0, tzinfo=UTC)
 
@@ -150,3 +150,9 @@ async def test_first_and_last_seq_read_bounded_ranges_past_expired_stretches(
     assert await store.messages.last_seq("c1", after=140) == 152
     assert await store.messages.last_seq("c1", after=152) is None
     assert await store.messages.last_seq("c2") == 1
+
+
+def test_seq_pages_cover_the_range_once_in_order() -> None:
+    assert list(seq_pages(0, 5, 2)) == [(0, 2), (2, 4), (4, 5)]
+    assert list(seq_pages(3, 3, 2)) == []
+    assert list(seq_pages(7, 9, 200)) == [(7, 9)]
