@@ -68,7 +68,7 @@ from moderation.reports import (
     may_moderate,
     verify_proof,
 )
-from moderation.sending import SendDecision, may_send
+from moderation.sending import SendDecision, may_send, steady_until
 
 __all__ = [
     "ALLOWED",
@@ -117,6 +117,7 @@ __all__ = [
     "parse_policy",
     "quiet_delivery",
     "second_adults",
+    "steady_until",
     "verify_proof",
     "visible_people",
     "window_end",

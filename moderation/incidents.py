@@ -182,6 +182,20 @@ class IncidentState:
         """
         return replace(self, logged_out={**self.logged_out, uai: at})
 
+    def next_end(self, now: datetime) -> datetime | None:
+        """The first end of a suspension after ``now``: until then, every
+        answer of :meth:`sending_refusal` for a given sender stays the same.
+
+        Args:
+            now: The instant (aware).
+
+        Returns:
+            The earliest ``until`` later than ``now``, or ``None``.
+        """
+        ends = [s.until for s in self.suspensions if s.until is not None and s.until > now]
+        ends.extend(u for u in self.person_suspensions.values() if u > now)
+        return min(ends, default=None)
+
     def expired_removed(self, now: datetime) -> IncidentState:
         """Drop the suspensions that have ended (keeps the state small).
 

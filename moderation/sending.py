@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from moderation.blocks import Blocks
 from moderation.conversations import Conversation, ConversationKind, check_conversation
@@ -31,7 +31,9 @@ from moderation.quiet_hours import night_closed, quiet_delivery
 from moderation.reasons import ALLOWED, Decision, Delivery, Reason
 from storage.models import Person
 
-__all__ = ["SendDecision", "may_send"]
+__all__ = ["SendDecision", "may_send", "steady_until"]
+
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -121,3 +123,51 @@ def may_send(
         if m.id != sender.id
     }
     return SendDecision(ALLOWED, deliveries)
+
+
+def steady_until(
+    view: DirectoryView,
+    sender: Person,
+    conversation: Conversation,
+    now: datetime,
+    incidents: IncidentState | None = None,
+) -> datetime | None:
+    """Until when :func:`may_send` answers as it does at ``now``, its other inputs unchanged.
+
+    Time enters :func:`may_send` through the sender's leaving date, the ends
+    of the incident controls, and the recipients' quiet hours and the sender's
+    night closure. A window whose bounds are whole minutes, in a zone whose
+    offset from UTC is a whole number of minutes, cannot open or close inside a
+    UTC minute (the weekend, too, starts at a local midnight). So the answer
+    holds until the next UTC minute, or the leaving date or end of a suspension
+    before it. A server may reuse one decision for a sender's sends until then.
+
+    Args:
+        view: Schools and policies.
+        sender: Who sends.
+        conversation: The conversation as it stands.
+        now: The instant (aware).
+        incidents: Incident controls in force (none by default).
+
+    Returns:
+        The first instant after ``now`` at which the answer may differ, or
+        ``None`` when no promise can be made (a window bound with seconds, an
+        offset with seconds): then every send is decided afresh.
+
+    Raises:
+        ModerationUsageError: naive ``now`` or a school missing from ``view``.
+    """
+    require_aware(now)
+    schools = {sender.uai, *(m.uai for m in conversation.members)}
+    for uai in schools:
+        policy = view.policy(uai)
+        for window in (policy.quiet_hours, policy.night_closure):
+            for bound in (window.start, window.end):
+                if bound.second or bound.microsecond:
+                    return None
+        offset = now.astimezone(view.zone(uai)).utcoffset()
+        if offset is None or offset % _MINUTE:
+            return None
+    until = now.replace(second=0, microsecond=0) + _MINUTE
+    ends = [sender.left_at, (incidents or IncidentState()).next_end(now)]
+    return min([until, *(end for end in ends if end is not None and end > now)])

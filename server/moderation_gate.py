@@ -25,7 +25,8 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -48,6 +49,7 @@ from moderation import (
     may_send,
     may_start,
     parse_policy,
+    steady_until,
     visible_people,
     window_end,
 )
@@ -131,10 +133,20 @@ class SendVerdict:
     retry_after: float | None = None
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     quiet_until: datetime | None = None
+    counts: tuple[tuple[Delivery, int], ...] = ()
+    """How many recipients get each delivery (the metrics of an allowed send)."""
 
-    def persons(self, delivery: Delivery) -> set[str]:
+    def persons(self, delivery: Delivery) -> frozenset[str]:
         """The recipients who get this delivery."""
-        return {p for p, d in self.deliveries.items() if d == delivery}
+        return self._by_delivery.get(delivery, frozenset())
+
+    @cached_property
+    def _by_delivery(self) -> dict[Delivery, frozenset[str]]:
+        """Recipients by delivery, worked out once: a verdict serves many sends."""
+        found: dict[Delivery, set[str]] = {}
+        for person, delivery in self.deliveries.items():
+            found.setdefault(delivery, set()).add(person)
+        return {delivery: frozenset(people) for delivery, people in found.items()}
 
     def error_frame(self, ref: str | None) -> ErrorFrame:
         """The ``error`` frame of a refused send."""
@@ -315,6 +327,34 @@ def as_moderated(conversation: stored.Conversation, people: dict[str, Person]) -
     return Conversation(kind, members, owners & present)
 
 
+class SteadyVerdict:
+    """One sender's last allowed verdict in one conversation, and how long it holds.
+
+    ``may_send`` and the quiet-window ends told to the sender only change with
+    the time at the instants :func:`moderation.steady_until` names (the next
+    UTC minute at the latest), or with the incident controls: the verdict is
+    reused until the first of those, for the same :class:`IncidentState`.
+    Deciding afresh was a fifth of a send's server time at a hundred sends a
+    second per sender (docs/performance.md).
+    """
+
+    def __init__(self) -> None:
+        self._held: tuple[IncidentState, datetime, datetime, SendVerdict] | None = None
+
+    def get(self, incidents: IncidentState, now: datetime) -> SendVerdict | None:
+        """The verdict decided earlier, if it holds at ``now`` under ``incidents``."""
+        held = self._held
+        if held is None or held[0] is not incidents or not held[1] <= now < held[2]:
+            return None
+        return held[3]
+
+    def keep(
+        self, incidents: IncidentState, now: datetime, until: datetime | None, verdict: SendVerdict
+    ) -> None:
+        """Reuse ``verdict`` from ``now`` until ``until`` (never if ``None``)."""
+        self._held = None if until is None else (incidents, now, until, verdict)
+
+
 @dataclass(frozen=True)
 class SendContext:
     """Everything a send decision reads except the time, for one sender in one conversation.
@@ -326,7 +366,8 @@ class SendContext:
     Rebuilding it was most of a send's server time (docs/performance.md).
     Rules that depend on the date (a person's leaving date) are thus applied
     within :data:`CONTEXT_SECONDS` of it; the time of day (quiet hours, night
-    closure) and incidents are checked on every send.
+    closure) and incidents are checked on every send, through
+    :class:`SteadyVerdict` for as long as they cannot change the answer.
     """
 
     conversation: stored.Conversation
@@ -341,11 +382,8 @@ class SendContext:
     """``check_conversation`` of ``view`` and ``state`` when the context was made:
     the membership rules (contacts, second adult) do not change from one send
     to the next, only with the people, policies or members above."""
-    quiet_ends: dict[str, datetime] = field(default_factory=dict)
-    """Recipient person id → the end of the quiet window a send fell in. A later
-    send before that end, told silent, is in the same window (windows are
-    intervals; a policy change makes a new context): its end is not computed
-    again."""
+    steady: SteadyVerdict = field(default_factory=lambda: SteadyVerdict())
+    """The last allowed verdict, reused while ``moderation.steady_until`` says it holds."""
 
     def fits(self, conversation: stored.Conversation, generation: tuple[int, int]) -> bool:
         """Still valid for a send to ``conversation`` (time checked by the caller)."""
@@ -386,6 +424,13 @@ class ModerationGate:
         self.policies = PolicyCache(store)
         self.cache = NodeCache()
         self.incidents = IncidentState()
+        none = IncidentState()
+        self._pruned: tuple[IncidentState, IncidentState, datetime, datetime | None] = (
+            none,
+            none,
+            datetime.min.replace(tzinfo=UTC),
+            None,
+        )
         self.limiter = RateLimiter(DirectoryView(schools={}))
         self._contexts: dict[tuple[str, str], SendContext] = {}
 
@@ -527,17 +572,25 @@ class ModerationGate:
         """
         now = self.clock.now()
         context = await self.send_context(sender_id, conversation)
-        sender, view, people = context.sender, context.view, context.people
+        sender, view = context.sender, context.view
         if sender is None:
             return SendVerdict(
                 ErrorCode.NOT_ALLOWED, Reason.NOT_A_MEMBER, MESSAGES[Reason.NOT_A_MEMBER]
             )
-        blocks, state = context.blocks, context.state
-        incidents = self.incidents.expired_removed(now)
-        decision = may_send(view, sender, state, now, incidents, blocks, context.membership)
-        if decision.reason is not None:
-            self._count("send", decision.decision)
-            return SendVerdict(ErrorCode.NOT_ALLOWED, decision.reason, MESSAGES[decision.reason])
+        incidents = self._incidents_at(now)
+        verdict = context.steady.get(incidents, now)
+        if verdict is None:
+            decision = may_send(
+                view, sender, context.state, now, incidents, context.blocks, context.membership
+            )
+            if decision.reason is not None:
+                self._count("send", decision.decision)
+                return SendVerdict(
+                    ErrorCode.NOT_ALLOWED, decision.reason, MESSAGES[decision.reason]
+                )
+            verdict = self._allowed(context, decision.deliveries, now)
+            until = steady_until(view, sender, context.state, now, incidents)
+            context.steady.keep(incidents, now, until, verdict)
         self.limiter.view = view  # the limiter reads the current policies on each check
         rate = self.limiter.check(sender, now)
         if not rate.allowed:
@@ -545,25 +598,39 @@ class ModerationGate:
             wait = float(math.ceil(rate.retry_after))
             message = f"You are sending too fast; wait {wait:.0f} seconds."
             return SendVerdict(ErrorCode.RATE_LIMITED, Reason.RATE_LIMITED, message, wait)
-        deliveries = dict(decision.deliveries)
-        counts: dict[Delivery, int] = {}
-        for delivery in deliveries.values():
-            counts[delivery] = counts.get(delivery, 0) + 1
-        for delivery, count in counts.items():
+        for delivery, count in verdict.counts:
             self.metrics.count(self.metrics.moderation_deliveries, delivery.value, count)
+        return verdict
+
+    def _allowed(
+        self, context: SendContext, deliveries: Mapping[str, Delivery], now: datetime
+    ) -> SendVerdict:
+        """The verdict of an allowed send: each recipient's delivery, and until when
+        the silent ones are in quiet hours (the latest end, told to the sender)."""
+        counts: dict[Delivery, int] = {}
         quiet_until = None
-        for person_id in decision.told_to_sender():
-            end = context.quiet_ends.get(person_id)
-            if end is None or now >= end:  # unknown, or that window is over: find this one's
-                recipient = people[person_id]
-                quiet = view.policy(recipient.uai).quiet_hours
-                end = window_end(quiet, view.zone(recipient.uai), now)
-                if end is None:
-                    continue
-                context.quiet_ends[person_id] = end
-            if quiet_until is None or end > quiet_until:
+        for person_id, delivery in deliveries.items():
+            counts[delivery] = counts.get(delivery, 0) + 1
+            if delivery is not Delivery.SILENT:
+                continue
+            recipient = context.people[person_id]
+            quiet = context.view.policy(recipient.uai).quiet_hours
+            end = window_end(quiet, context.view.zone(recipient.uai), now)
+            if end is not None and (quiet_until is None or end > quiet_until):
                 quiet_until = end
-        return SendVerdict(deliveries=deliveries, quiet_until=quiet_until)
+        return SendVerdict(
+            deliveries=dict(deliveries), quiet_until=quiet_until, counts=tuple(counts.items())
+        )
+
+    def _incidents_at(self, now: datetime) -> IncidentState:
+        """The incident controls in force at ``now``: ended suspensions dropped, once
+        when one ends rather than on every send (the same object in between, so
+        that :class:`SteadyVerdict` can tell it has not changed)."""
+        source, pruned, at, next_end = self._pruned
+        if source is not self.incidents or now < at or (next_end is not None and now >= next_end):
+            pruned = self.incidents.expired_removed(now)
+            self._pruned = (self.incidents, pruned, now, pruned.next_end(now))
+        return pruned
 
     def prune(self) -> None:
         """Forget full rate-limit buckets (memory bounded by active senders)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
@@ -21,6 +21,7 @@ from moderation import (
     check_conversation,
     may_block,
     may_send,
+    steady_until,
 )
 from storage.models import Person
 from tests.moderation.cast import (
@@ -188,3 +189,54 @@ def test_log_out_all_marker() -> None:
     assert not incidents.session_valid(A, NOW)
     assert incidents.session_valid(A, NOW + timedelta(seconds=1))
     assert incidents.session_valid("0750002B", NOW - timedelta(days=1))
+
+
+def _sweep(start: datetime, hours: int, step: timedelta) -> list[datetime]:
+    count = int(timedelta(hours=hours) / step)
+    return [start + i * step for i in range(count)]
+
+
+@pytest.mark.parametrize(
+    ("sender", "conversation", "policy"),
+    [
+        (P5A, CHANNEL, ContactPolicy()),
+        (P5A, CHANNEL, ContactPolicy(night_closure=NightClosure(enabled=True))),
+        (MUM5A, PARENTS, ContactPolicy()),
+    ],
+)
+def test_may_send_answers_the_same_until_steady_until(
+    sender: Person, conversation: Conversation, policy: ContactPolicy
+) -> None:
+    # Friday 28 March 2025 to Monday 31 March, across the weekend and the change to
+    # summer time in Paris (Sunday 30 March, 02:00 -> 03:00); odd steps land anywhere
+    # in a minute, and each one is checked just before its promise ends.
+    directory = view(policy)
+    incidents = IncidentState().with_person_suspended(
+        sender.id, datetime(2025, 3, 29, 9, 30, 7, tzinfo=UTC)
+    )
+    for now in _sweep(datetime(2025, 3, 28, 0, 0, tzinfo=UTC), 80, timedelta(seconds=47)):
+        until = steady_until(directory, sender, conversation, now, incidents)
+        assert until is not None and now < until <= now + timedelta(minutes=1)
+        answer = may_send(directory, sender, conversation, now, incidents)
+        for later in (now + (until - now) / 2, until - timedelta(microseconds=1)):
+            assert may_send(directory, sender, conversation, later, incidents) == answer, later
+
+
+def test_steady_until_ends_where_a_window_or_a_suspension_does() -> None:
+    before_quiet = datetime(2025, 3, 12, 18, 59, 30, tzinfo=UTC)  # 19:59:30 in Paris
+    until = steady_until(view(), P5A, CHANNEL, before_quiet)
+    assert until == datetime(2025, 3, 12, 19, 0, tzinfo=UTC)
+    assert may_send(view(), P5A, CHANNEL, before_quiet).deliveries["t5a"] == Delivery.NOTIFY
+    assert may_send(view(), P5A, CHANNEL, until).deliveries["t5a"] == Delivery.SILENT
+    ends = NOW + timedelta(seconds=12.5)
+    suspended = IncidentState().with_person_suspended("p5a", ends)
+    assert steady_until(view(), P5A, CHANNEL, NOW, suspended) == ends
+    assert may_send(view(), P5A, CHANNEL, ends - timedelta(microseconds=1), suspended).reason
+    assert may_send(view(), P5A, CHANNEL, ends, suspended).allowed
+    leaving = Person.model_validate({**P5A.model_dump(), "left_at": NOW + timedelta(seconds=3)})
+    assert steady_until(view(), leaving, CHANNEL, NOW) == NOW + timedelta(seconds=3)
+
+
+def test_no_promise_for_a_window_bound_with_seconds() -> None:
+    odd = view(ContactPolicy.model_validate({"quiet_hours": {"start": time(20, 0, 30)}}))
+    assert steady_until(odd, P5A, CHANNEL, NOW) is None

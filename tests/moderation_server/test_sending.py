@@ -75,6 +75,26 @@ async def test_the_quiet_hours_end_told_is_the_window_of_each_send(
         await ws.close()
 
 
+async def test_a_reused_verdict_ends_when_quiet_hours_begin(
+    server: RunningServer, http: aiohttp.ClientSession
+) -> None:
+    """The gate reuses a sender's verdict within a minute (``steady_until``): a
+    send one microsecond after the window opens is silent, the one before is not."""
+    (teacher, ws_t), (parent, ws_p) = await online(http, server, "T001", "R001")
+    _, conversation = await create(http, server, parent, "direct", [teacher.person_id])
+    set_clock(server, 19, 59)
+    server.clock.advance(timedelta(seconds=59.5))
+    await send(ws_p, conversation["id"], "before", {teacher.device_id: b"x"})
+    assert (await answer(ws_p, "before"))["silent_to"] == []
+    assert (await next_of(ws_t, "deliver"))["silent"] is False
+    server.clock.advance(timedelta(seconds=0.5))  # 20:00:00 in Paris
+    await send(ws_p, conversation["id"], "after", {teacher.device_id: b"x"})
+    assert (await answer(ws_p, "after"))["silent_to"] == [teacher.person_id]
+    assert (await next_of(ws_t, "deliver"))["silent"] is True
+    for ws in (ws_t, ws_p):
+        await ws.close()
+
+
 async def test_rate_limit_answers_retry_after_and_stores_nothing(
     server: RunningServer, http: aiohttp.ClientSession
 ) -> None:
