@@ -16,6 +16,10 @@ from crypto.errors import InvalidMessage
 __all__ = ["b64url_decode", "b64url_encode", "field_bytes", "field_uint32"]
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
+_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_CANONICAL_LAST = {2: frozenset("AQgw"), 3: frozenset("AEIMQUYcgkosw048")}
+"""Last characters whose unused low bits are zero, by length modulo 4: any
+other one decodes too, but is not the canonical text of those bytes."""
 UINT32_MAX = 0xFFFFFFFF
 
 
@@ -44,13 +48,19 @@ def b64url_decode(text: object, size: int | None = None) -> bytes:
     Raises:
         InvalidMessage: not a string, not canonical base64url, or the wrong size.
     """
-    if not isinstance(text, str) or _B64URL.fullmatch(text) is None or len(text) % 4 == 1:
+    if not isinstance(text, str) or len(text) % 4 == 1 or _B64URL.fullmatch(text) is None:
         raise InvalidMessage()
+    tail = len(text) % 4
+    if tail and text[-1] not in _CANONICAL_LAST[tail]:
+        raise InvalidMessage()  # bits after the last byte must be zero (RFC 4648 §3.5)
     try:
-        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = binascii.a2b_base64(
+            text.encode("ascii").translate(_TO_STANDARD) + b"=" * (-len(text) % 4),
+            strict_mode=True,
+        )
     except (binascii.Error, ValueError):
         raise InvalidMessage() from None
-    if b64url_encode(data) != text or (size is not None and len(data) != size):
+    if size is not None and len(data) != size:
         raise InvalidMessage()
     return data
 
