@@ -18,7 +18,7 @@ active within one refill period.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from moderation.directory import DirectoryView, require_aware
@@ -27,8 +27,6 @@ from moderation.policy import BucketSpec
 from storage.models import Person
 
 __all__ = ["RateDecision", "RateLevel", "RateLimiter", "TokenBucket"]
-
-_SECOND = timedelta(seconds=1)
 
 
 class TokenBucket:
@@ -48,18 +46,30 @@ class TokenBucket:
         self.capacity = capacity
         self.refill_per_second = refill_per_second
         self.tokens = float(capacity)
-        self._at: datetime | None = None
+        self._at: float | None = None
+        """POSIX seconds of the last refill."""
 
     def __repr__(self) -> str:
         return f"<TokenBucket {self.tokens:g}/{self.capacity:g} +{self.refill_per_second:g}/s>"
 
     def _refill(self, now: datetime) -> None:
         require_aware(now)
-        if self._at is not None and now > self._at:
-            gained = (now - self._at) / _SECOND * self.refill_per_second
-            self.tokens = min(self.capacity, self.tokens + gained)
-        if self._at is None or now > self._at:
-            self._at = now  # a clock going back refills nothing
+        self.refill_at(now.timestamp())
+
+    def refill_at(self, seconds: float) -> None:
+        """Add what was regained up to ``seconds`` (POSIX time; a clock going back
+        refills nothing): :meth:`RateLimiter.check` works in seconds, one
+        conversion per send rather than datetime arithmetic per bucket."""
+        at = self._at
+        if at is None or seconds > at:
+            if at is not None:
+                gained = (seconds - at) * self.refill_per_second
+                self.tokens = min(self.capacity, self.tokens + gained)
+            self._at = seconds
+
+    def wait(self, cost: float) -> float:
+        """Seconds until ``cost`` tokens are there, as of the last refill."""
+        return max(0.0, (cost - self.tokens) / self.refill_per_second)
 
     def retry_after(self, now: datetime, cost: float = 1) -> float:
         """Seconds until ``cost`` tokens are available (0 if they are now).
@@ -77,7 +87,7 @@ class TokenBucket:
         if cost > self.capacity:
             raise ModerationUsageError("cost larger than the bucket")
         self._refill(now)
-        return max(0.0, (cost - self.tokens) / self.refill_per_second)
+        return self.wait(cost)
 
     def take(self, now: datetime, cost: float = 1) -> tuple[bool, float]:
         """Take ``cost`` tokens if available.
@@ -151,6 +161,9 @@ class RateDecision:
     level: RateLevel | None = None
 
 
+_ALLOWED = RateDecision(True)
+
+
 class RateLimiter:
     """Buckets per person, per (school, role) and per school, sized by each policy.
 
@@ -200,13 +213,21 @@ class RateLimiter:
             key = ("r", sender.uai, sender.role.value)
             levels.append((RateLevel.ROLE, self._bucket(key, role_spec)))
         levels.append((RateLevel.SCHOOL, self._bucket(("s", sender.uai), limits.school)))
-        waits = [(bucket.retry_after(now, cost), level) for level, bucket in levels]
-        longest, level = max(waits, key=lambda w: w[0])
-        if longest > 0:
-            return RateDecision(False, longest, level)
+        require_aware(now)
+        seconds = now.timestamp()
+        longest, refused = 0.0, None
+        for level, bucket in levels:
+            if cost > bucket.capacity:
+                raise ModerationUsageError("cost larger than the bucket")
+            bucket.refill_at(seconds)
+            wait = bucket.wait(cost)
+            if wait > longest:
+                longest, refused = wait, level
+        if refused is not None:
+            return RateDecision(False, longest, refused)
         for _, bucket in levels:
-            bucket.take(now, cost)
-        return RateDecision(True)
+            bucket.tokens -= cost
+        return _ALLOWED
 
     def prune(self, now: datetime) -> int:
         """Forget full buckets (indistinguishable from new ones).
