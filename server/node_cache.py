@@ -11,6 +11,13 @@ read, not a hundred (docs/performance.md measured the stampede at a quarter
 of the server's time). Loads are batched: :meth:`TtlCache.get_many` reads
 every missing key of a call in one query.
 
+Entries loaded together do not expire together: each is served for a random
+share of ``ttl`` between ``1 - spread`` and 1. A node's first sends load
+every sender's entries within a second; with a fixed ``ttl`` they all expired
+in the same second again and again, and the hundred reads queued in the
+database behind one another and held the sends waiting on them (half-rate
+p99 of 174–436 ms in the benchmark, docs/performance.md).
+
 Negative answers are cached too unless ``negative=False`` (a missing
 conversation stays missing for ``ttl``; an unknown device is read again).
 Memory is bounded by ``max_entries``; past it the cache starts cold again,
@@ -20,6 +27,7 @@ which only costs reads.
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Generic, TypeVar
@@ -28,6 +36,9 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 MAX_ENTRIES = 100_000
+SPREAD = 0.25
+"""Share of ``ttl`` by which an entry may expire early (so that entries loaded
+together are read again over a quarter of ``ttl``, not at once)."""
 
 
 class _Absent:
@@ -45,6 +56,9 @@ class TtlCache(Generic[K, V]):
         max_entries: bound on memory (the cache is cleared past it).
         clock: monotonic seconds (tests pass their own).
         negative: keep "no value" answers too (else a missing key is read again).
+        spread: an entry is served for ``ttl`` times a random factor between
+            ``1 - spread`` and 1 (never longer than ``ttl``).
+        rng: where that factor comes from (tests pass a seeded one).
     """
 
     def __init__(
@@ -53,12 +67,17 @@ class TtlCache(Generic[K, V]):
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
         negative: bool = True,
+        spread: float = SPREAD,
+        rng: random.Random | None = None,
     ) -> None:
         self._ttl = ttl
+        self._spread = spread
+        self._random = (rng or random.Random()).random  # noqa: S311 - expiry spread, no secret
         self._negative = negative
         self._max = max_entries
         self._clock = clock
         self._entries: dict[K, tuple[float, V | _Absent]] = {}
+        """Key → (when it stops being served, value)."""
         self._loading: dict[K, asyncio.Future[V | _Absent]] = {}
 
     def put(self, key: K, value: V) -> None:
@@ -77,11 +96,12 @@ class TtlCache(Generic[K, V]):
     def _keep(self, key: K, value: V | _Absent) -> None:
         if len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[key] = (self._clock(), value)
+        served = self._ttl * (1 - self._spread * self._random())
+        self._entries[key] = (self._clock() + served, value)
 
     def _fresh(self, key: K, now: float) -> tuple[float, V | _Absent] | None:
         entry = self._entries.get(key)
-        return entry if entry is not None and now - entry[0] < self._ttl else None
+        return entry if entry is not None and now < entry[0] else None
 
     async def get(self, key: K, load: Callable[[K], Awaitable[V | None]]) -> V | None:
         """The value of ``key`` (None if it has none), loading it on a miss."""

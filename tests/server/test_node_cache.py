@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable, Mapping
 
 import pytest
 
-from server.node_cache import TtlCache
+from server.node_cache import SPREAD, TtlCache
 
 
 class Source:
@@ -110,3 +111,22 @@ async def test_a_value_put_is_served_without_a_load_until_it_expires() -> None:
     clock.now += 3.0
     assert await cache.get_many(["a"], source.load) == {"a": 1}
     assert source.reads == [["a"]]
+
+
+async def test_entries_loaded_together_expire_spread_over_a_share_of_the_ttl() -> None:
+    source, clock = Source({str(k): k for k in range(100)}), Clock()
+    source.gate.set()
+    cache: TtlCache[str, int] = TtlCache(40.0, clock=clock, rng=random.Random(7))
+    keys = list(source.values)
+    await cache.get_many(keys, source.load)  # one read loads them all at once
+    clock.now += 40.0 * (1 - SPREAD) - 0.01
+    await cache.get_many(keys, source.load)
+    assert len(source.reads) == 1  # none expires before (1 - SPREAD) * ttl
+    reread: list[int] = []
+    for _ in range(11):  # the last quarter of the ttl and past it, a second at a time
+        clock.now += 1.0
+        before = len(source.reads)
+        await cache.get_many(keys, source.load)
+        reread.append(sum(len(r) for r in source.reads[before:]))
+    assert sum(reread) == 100  # every one is read again by the ttl, once
+    assert max(reread) <= 25  # and not all at once: at most a quarter a second
