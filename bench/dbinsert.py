@@ -1,9 +1,11 @@
 """The persisted-path ceiling: the database's raw journaled insert rate (issue 9, baseline 2).
 
 A fresh SecantusDB child started exactly as Carnet starts it
-(:class:`storage.embedded.EmbeddedDatabase`), then pymongo writes of
-documents shaped like Carnet's envelopes (same fields, same ciphertext size)
-with write concern ``majority`` and ``j=True``:
+(:class:`storage.embedded.EmbeddedDatabase`), a ``messages`` collection with
+Carnet's own indexes (``MessageRepository.create_indexes``), then pymongo
+writes of Carnet's own message documents (``storage.messages.message_document``:
+one pairwise ciphertext of the run's size, :data:`CONVERSATIONS` conversations
+as in ``direct``) with write concern ``majority`` and ``j=True``:
 
 - ``single``: one ``insert_one`` at a time (one client, no concurrency);
 - ``concurrent``: 16 concurrent ``insert_one`` (what concurrent senders give a
@@ -23,33 +25,35 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bson import ObjectId
-from pymongo import AsyncMongoClient, WriteConcern
+from pymongo import AsyncMongoClient
 
 from bench.procstat import CpuMeter
 from storage.embedded import EmbeddedDatabase
+from storage.ids import derived_id
+from storage.messages import MessageRepository, NewMessage, message_document
 
 BATCH = 100
 CONCURRENCY = 16
 MAX_DOCS = 2_000_000
 
 
-def envelope_doc(n: int, size: int) -> dict[str, Any]:
+CONVERSATIONS = 50
+"""Conversations the documents are spread over (``direct``'s 50 pairs)."""
+
+
+def message_doc(n: int, size: int) -> dict[str, Any]:
+    """The ``n``-th message as Carnet stores a ``direct`` send of ``size`` bytes."""
     now = datetime.now(UTC)
-    return {
-        "_id": f"m{n:012d}.d{n % 997:06d}",
-        "order": ObjectId(),
-        "message_id": f"m{n:012d}",
-        "device_id": f"d{n % 997:06d}",
-        "sender_device": "dsender0000000000000",
-        "sender_person": "psender0000000000000",
-        "conversation": None,
-        "commitment": None,
-        "stamp": None,
-        "created_at": now,
-        "expires_at": now + timedelta(days=30),
-        "ciphertext": os.urandom(size),
-    }
+    sender = f"d{n % (2 * CONVERSATIONS):020d}"
+    message = NewMessage(
+        message_id=derived_id("m", sender, f"bench-{n}"),
+        conversation=f"c{n % CONVERSATIONS:020d}",
+        sender_device=sender,
+        sender_person=f"p{n % (2 * CONVERSATIONS):020d}",
+        created_at=now,
+        pairwise={f"r{n % (2 * CONVERSATIONS):020d}": os.urandom(size)},
+    )
+    return message_document(message, n // CONVERSATIONS + 1, "bench", now + timedelta(days=30))
 
 
 async def measure(size: int, seconds: float) -> dict[str, Any]:
@@ -59,11 +63,9 @@ async def measure(size: int, seconds: float) -> dict[str, Any]:
         uri = await database.start()
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(uri)
         try:
-            durable = WriteConcern(w="majority", j=True)
-            collection = client["bench"].get_collection("envelopes", write_concern=durable)
-            await collection.create_index([("device_id", 1), ("order", 1)])
-            await collection.create_index("message_id")
-            await collection.create_index("expires_at", expireAfterSeconds=0)
+            messages = MessageRepository(client["bench"])
+            await messages.create_indexes()
+            collection = messages.collection  # write concern majority, journaled
             meter = CpuMeter({"database": database.pid})
             counter = iter(range(MAX_DOCS))
             results: dict[str, Any] = {}
@@ -92,7 +94,7 @@ async def _run(mode: str, collection: Any, counter: Any, size: int, deadline: fl
         for _ in range(MAX_DOCS // BATCH):
             if time.monotonic() >= deadline:
                 break
-            await collection.insert_many([envelope_doc(next(counter), size) for _ in range(BATCH)])
+            await collection.insert_many([message_doc(next(counter), size) for _ in range(BATCH)])
             done += BATCH
         return done
 
@@ -101,7 +103,7 @@ async def _run(mode: str, collection: Any, counter: Any, size: int, deadline: fl
         for _ in range(limit):
             if time.monotonic() >= deadline:
                 break
-            await collection.insert_one(envelope_doc(next(counter), size))
+            await collection.insert_one(message_doc(next(counter), size))
             written += 1
         return written
 
