@@ -31,7 +31,7 @@ class Lookups:
     def __init__(self, store: Store) -> None:
         self._store = store
         self._conversations: TtlCache[str, Conversation] = TtlCache(CONVERSATION_TTL)
-        self._owners: TtlCache[str, str] = TtlCache(DEVICE_TTL, negative=False)
+        self._owners: TtlCache[str, str] = TtlCache(DEVICE_TTL, negative=False, gather=True)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
         return await self._conversations.get(conversation_id, self._store.conversations.get)

@@ -196,9 +196,9 @@ class NodeCache:
     """
 
     def __init__(self) -> None:
-        self.people: TtlCache[str, Person] = TtlCache(CACHE_SECONDS)
+        self.people: TtlCache[str, Person] = TtlCache(CACHE_SECONDS, gather=True)
         self.schools: TtlCache[str, School] = TtlCache(CACHE_SECONDS)
-        self.blockers: TtlCache[str, frozenset[str]] = TtlCache(CACHE_SECONDS)
+        self.blockers: TtlCache[str, frozenset[str]] = TtlCache(CACHE_SECONDS, gather=True)
         self.generation = 0
         """Raised by every forget: what was built from older entries is stale."""
 
@@ -455,11 +455,13 @@ class ModerationGate:
 
     async def _blockers(self, sender_id: str, among: list[str]) -> list[str]:
         """Who among ``among`` blocked the sender (cached per node, see NodeCache)."""
-        everyone = await self.cache.blockers.get(sender_id, self._read_blockers)
-        return [b for b in among if everyone is not None and b in everyone]
+        found = await self.cache.blockers.get_many((sender_id,), self._read_blockers)
+        everyone = found.get(sender_id, frozenset())
+        return [b for b in among if b in everyone]
 
-    async def _read_blockers(self, sender_id: str) -> frozenset[str]:
-        return frozenset(await self.store.moderation.blocks.blockers_of(sender_id))
+    async def _read_blockers(self, sender_ids: list[str]) -> dict[str, frozenset[str]]:
+        found = await self.store.moderation.blocks.blockers_of_many(sender_ids)
+        return {sender: frozenset(found.get(sender, ())) for sender in sender_ids}
 
     def _count(self, action: str, decision: Decision) -> Decision:
         if decision.reason is not None:

@@ -9,7 +9,10 @@ Concurrent misses of one key share a single load ("single flight"): when an
 entry expires under load, the hundred sends waiting on it cause one database
 read, not a hundred (docs/performance.md measured the stampede at a quarter
 of the server's time). Loads are batched: :meth:`TtlCache.get_many` reads
-every missing key of a call in one query.
+every missing key of a call in one query, and with ``gather`` the missing
+keys of every caller that runs before that query goes (when a node starts,
+its first hundred sends each missed their sender: a hundred reads queued in
+the database, 20-120 ms each, became one).
 
 Entries loaded together do not expire together: each is served for a random
 share of ``ttl`` between ``1 - spread`` and 1. A node's first sends load
@@ -30,7 +33,7 @@ import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -59,6 +62,9 @@ class TtlCache(Generic[K, V]):
         spread: an entry is served for ``ttl`` times a random factor between
             ``1 - spread`` and 1 (never longer than ``ttl``).
         rng: where that factor comes from (tests pass a seeded one).
+        gather: the misses of every caller that runs before the next read goes
+            share it (one turn of the event loop later): only for a cache whose
+            callers all pass the same ``load`` of many keys (the first one's is used).
     """
 
     def __init__(
@@ -69,6 +75,7 @@ class TtlCache(Generic[K, V]):
         negative: bool = True,
         spread: float = SPREAD,
         rng: random.Random | None = None,
+        gather: bool = False,
     ) -> None:
         self._ttl = ttl
         self._spread = spread
@@ -79,6 +86,9 @@ class TtlCache(Generic[K, V]):
         self._entries: dict[K, tuple[float, V | _Absent]] = {}
         """Key → (when it stops being served, value)."""
         self._loading: dict[K, asyncio.Future[V | _Absent]] = {}
+        self._gather = gather
+        self._gathering: dict[K, asyncio.Future[V | _Absent]] | None = None
+        """The keys of the read about to go (``gather``): other callers add theirs."""
 
     def put(self, key: K, value: V) -> None:
         """Keep ``value`` for ``key``, read elsewhere (no load needed)."""
@@ -136,7 +146,11 @@ class TtlCache(Generic[K, V]):
                 waiting[key] = self._loading[key]
             else:
                 missing.append(key)
-        if missing:
+        if missing and self._gathering is not None:  # a read is about to go: join it
+            loop = asyncio.get_running_loop()
+            for key in missing:
+                waiting[key] = self._gathering[key] = self._loading[key] = _future(loop)
+        elif missing:
             await self._load(missing, load, values)
         for key, future in waiting.items():
             values[key] = await future
@@ -149,12 +163,16 @@ class TtlCache(Generic[K, V]):
         into: dict[K, V | _Absent],
     ) -> None:
         loop = asyncio.get_running_loop()
-        futures = {key: loop.create_future() for key in keys}
-        for future in futures.values():  # a load nobody else waited for: no warning
-            future.add_done_callback(_retrieve)
+        futures = {key: _future(loop) for key in keys}
         self._loading.update(futures)
         try:
-            found = await load(keys)
+            if self._gather:  # one turn of the loop: the callers ready now join this read
+                self._gathering = futures
+                try:
+                    await asyncio.sleep(0)
+                finally:
+                    self._gathering = None
+            found = await load(list(futures))
         except BaseException as exc:
             for key, future in futures.items():
                 if self._loading.get(key) is future:
@@ -167,8 +185,15 @@ class TtlCache(Generic[K, V]):
                 del self._loading[key]
                 if self._negative or value is not _ABSENT:
                     self._keep(key, value)
-            into[key] = value
+            if key in keys:
+                into[key] = value
             future.set_result(value)
+
+
+def _future(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    future = loop.create_future()
+    future.add_done_callback(_retrieve)  # a load nobody else waited for: no warning
+    return future
 
 
 def _retrieve(future: asyncio.Future[object]) -> None:

@@ -117,10 +117,13 @@ class BlockRepository:
         cursor = self._c.find({"blocker": blocker}, {"blocked": 1}).limit(MAX_LISTED)
         return [doc["blocked"] async for doc in cursor]
 
-    async def blockers_of(self, blocked: str) -> list[str]:
-        """Everyone who blocked ``blocked``."""
-        cursor = self._c.find({"blocked": blocked}, {"blocker": 1})
-        return [doc["blocker"] async for doc in cursor]
+    async def blockers_of_many(self, blocked: Sequence[str]) -> dict[str, list[str]]:
+        """Everyone who blocked each of ``blocked`` (one query; absent: nobody)."""
+        found: dict[str, list[str]] = {}
+        cursor = self._c.find({"blocked": {"$in": list(blocked)}}, {"blocker": 1, "blocked": 1})
+        async for doc in cursor:
+            found.setdefault(doc["blocked"], []).append(doc["blocker"])
+        return found
 
     async def blocking(self, blocked: str, among: Sequence[str]) -> list[str]:
         """Which of ``among`` blocked ``blocked``."""

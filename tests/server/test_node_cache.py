@@ -130,3 +130,34 @@ async def test_entries_loaded_together_expire_spread_over_a_share_of_the_ttl() -
         reread.append(sum(len(r) for r in source.reads[before:]))
     assert sum(reread) == 100  # every one is read again by the ttl, once
     assert max(reread) <= 25  # and not all at once: at most a quarter a second
+
+
+async def test_misses_of_callers_ready_together_share_one_gathered_read() -> None:
+    source = Source({"a": 1, "b": 2, "c": 3})
+    cache: TtlCache[str, int] = TtlCache(3.0, gather=True)
+    alone: TtlCache[str, int] = TtlCache(3.0)
+    asked = [["a"], ["b", "x"], ["c"], ["a", "c"]]
+    gathered = [asyncio.create_task(cache.get_many(keys, source.load)) for keys in asked]
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    source.gate.set()
+    results = await asyncio.gather(*gathered)
+    assert source.reads == [["a", "b", "x", "c"]]  # one read for the four callers
+    assert results == [{"a": 1}, {"b": 2}, {"c": 3}, {"a": 1, "c": 3}]  # each its own keys
+    await asyncio.gather(*(alone.get_many(keys, source.load) for keys in asked))
+    assert len(source.reads) == 1 + 3  # without gather: one read per caller that missed
+
+
+async def test_a_failed_gathered_read_fails_every_caller_that_joined_it() -> None:
+    calls = 0
+
+    async def broken(keys: list[str]) -> Mapping[str, int]:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("down")
+
+    cache: TtlCache[str, int] = TtlCache(3.0, gather=True)
+    results = await asyncio.gather(
+        *(cache.get_many([key], broken) for key in "abc"), return_exceptions=True
+    )
+    assert calls == 1 and all(isinstance(r, ConnectionError) for r in results)
