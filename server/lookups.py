@@ -30,11 +30,14 @@ DEVICE_TTL = 30.0
 class Lookups:
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._conversations: TtlCache[str, Conversation] = TtlCache(CONVERSATION_TTL)
+        self._conversations: TtlCache[str, Conversation] = TtlCache(CONVERSATION_TTL, gather=True)
         self._owners: TtlCache[str, str] = TtlCache(DEVICE_TTL, negative=False, gather=True)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
-        return await self._conversations.get(conversation_id, self._store.conversations.get)
+        found = await self._conversations.get_many(
+            (conversation_id,), self._store.conversations.get_many
+        )
+        return found.get(conversation_id)
 
     def forget_conversation(self, conversation_id: str) -> None:
         self._conversations.forget(conversation_id)

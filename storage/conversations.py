@@ -131,6 +131,11 @@ class ConversationRepository:
         doc = await self._conversations.find_one({"_id": conversation_id})
         return _conversation(doc) if doc else None
 
+    async def get_many(self, conversation_ids: Sequence[str]) -> dict[str, Conversation]:
+        """The conversations with these ids that exist, in one query."""
+        cursor = self._conversations.find({"_id": {"$in": list(conversation_ids)}})
+        return {doc["_id"]: _conversation(doc) async for doc in cursor}
+
     async def of_person(self, person_id: str, limit: int = 1000) -> list[Conversation]:
         cursor = (
             self._conversations.find({"members": person_id, "archived_at": None})
