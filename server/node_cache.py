@@ -9,10 +9,11 @@ Concurrent misses of one key share a single load ("single flight"): when an
 entry expires under load, the hundred sends waiting on it cause one database
 read, not a hundred (docs/performance.md measured the stampede at a quarter
 of the server's time). Loads are batched: :meth:`TtlCache.get_many` reads
-every missing key of a call in one query, and with ``gather`` the missing
-keys of every caller that runs before that query goes (when a node starts,
-its first hundred sends each missed their sender: a hundred reads queued in
-the database, 20-120 ms each, became one).
+every missing key of a call in one query, and with ``gather`` the keys
+every caller misses while a read is in flight go together in the next one
+(when a node starts, its first hundred sends each missed their sender's
+conversation, people and blockers: hundreds of reads queued in the database,
+20-120 ms each).
 
 Entries loaded together do not expire together: each is served for a random
 share of ``ttl`` between ``1 - spread`` and 1. A node's first sends load
@@ -34,6 +35,8 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
+
+from storage.errors import DatabaseUnavailable
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -62,9 +65,11 @@ class TtlCache(Generic[K, V]):
         spread: an entry is served for ``ttl`` times a random factor between
             ``1 - spread`` and 1 (never longer than ``ttl``).
         rng: where that factor comes from (tests pass a seeded one).
-        gather: the misses of every caller that runs before the next read goes
-            share it (one turn of the event loop later): only for a cache whose
-            callers all pass the same ``load`` of many keys (the first one's is used).
+        gather: one read in flight at a time; the keys every caller misses
+            meanwhile are read together in the next one (the "DataLoader"
+            pattern, as ``server.batch_loader`` without a task of its own): only
+            for a cache whose callers all pass the same ``load`` of many keys
+            (the first caller's is used). A lone miss is read at once.
     """
 
     def __init__(
@@ -87,8 +92,10 @@ class TtlCache(Generic[K, V]):
         """Key → (when it stops being served, value)."""
         self._loading: dict[K, asyncio.Future[V | _Absent]] = {}
         self._gather = gather
-        self._gathering: dict[K, asyncio.Future[V | _Absent]] | None = None
-        """The keys of the read about to go (``gather``): other callers add theirs."""
+        self._reading: asyncio.Future[None] | None = None
+        """Done when the read in flight ends (``gather``: one read at a time)."""
+        self._next: dict[K, asyncio.Future[V | _Absent]] | None = None
+        """The keys of the read waiting for it: every caller that misses adds its own."""
 
     def put(self, key: K, value: V) -> None:
         """Keep ``value`` for ``key``, read elsewhere (no load needed)."""
@@ -146,10 +153,10 @@ class TtlCache(Generic[K, V]):
                 waiting[key] = self._loading[key]
             else:
                 missing.append(key)
-        if missing and self._gathering is not None:  # a read is about to go: join it
+        if missing and self._next is not None:  # a read waits for the one in flight: join it
             loop = asyncio.get_running_loop()
             for key in missing:
-                waiting[key] = self._gathering[key] = self._loading[key] = _future(loop)
+                waiting[key] = self._next[key] = self._loading[key] = _future(loop)
         elif missing:
             await self._load(missing, load, values)
         for key, future in waiting.items():
@@ -165,20 +172,36 @@ class TtlCache(Generic[K, V]):
         loop = asyncio.get_running_loop()
         futures = {key: _future(loop) for key in keys}
         self._loading.update(futures)
+        reading: asyncio.Future[None] | None = None
         try:
-            if self._gather:  # one turn of the loop: the callers ready now join this read
-                self._gathering = futures
-                try:
-                    await asyncio.sleep(0)
-                finally:
-                    self._gathering = None
+            if self._gather:
+                if self._reading is not None:  # one read at a time: the next one gathers
+                    self._next = futures  # the keys every caller misses meanwhile
+                    try:
+                        await asyncio.wait([self._reading])  # (not cancelled with this caller)
+                    finally:
+                        if self._next is futures:
+                            self._next = None
+                reading = self._reading = loop.create_future()
             found = await load(list(futures))
         except BaseException as exc:
+            # The callers sharing this read are not cancelled with the one that led it:
+            # they are told the read did not finish (their send answers "retry").
+            shared = (
+                DatabaseUnavailable("a shared read was cancelled; retry")
+                if isinstance(exc, asyncio.CancelledError)
+                else exc
+            )
             for key, future in futures.items():
                 if self._loading.get(key) is future:
                     del self._loading[key]
-                future.set_exception(exc)
+                future.set_exception(shared)
             raise
+        finally:
+            if reading is not None:
+                if self._reading is reading:
+                    self._reading = None
+                reading.set_result(None)
         for key, future in futures.items():
             value: V | _Absent = found[key] if key in found else _ABSENT
             if self._loading.get(key) is future:  # not forgotten meanwhile: keep it

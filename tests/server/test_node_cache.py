@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Mapping
 import pytest
 
 from server.node_cache import SPREAD, TtlCache
+from storage.errors import DatabaseUnavailable
 
 
 class Source:
@@ -132,32 +133,54 @@ async def test_entries_loaded_together_expire_spread_over_a_share_of_the_ttl() -
     assert max(reread) <= 25  # and not all at once: at most a quarter a second
 
 
-async def test_misses_of_callers_ready_together_share_one_gathered_read() -> None:
+async def test_misses_while_a_read_is_in_flight_share_the_next_read() -> None:
     source = Source({"a": 1, "b": 2, "c": 3})
     cache: TtlCache[str, int] = TtlCache(3.0, gather=True)
     alone: TtlCache[str, int] = TtlCache(3.0)
     asked = [["a"], ["b", "x"], ["c"], ["a", "c"]]
     gathered = [asyncio.create_task(cache.get_many(keys, source.load)) for keys in asked]
     await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    assert source.reads == [["a"]]  # a lone miss is read at once; the others wait for it
     source.gate.set()
     results = await asyncio.gather(*gathered)
-    assert source.reads == [["a", "b", "x", "c"]]  # one read for the four callers
+    assert source.reads == [["a"], ["b", "x", "c"]]  # then one read for the three callers
     assert results == [{"a": 1}, {"b": 2}, {"c": 3}, {"a": 1, "c": 3}]  # each its own keys
     await asyncio.gather(*(alone.get_many(keys, source.load) for keys in asked))
-    assert len(source.reads) == 1 + 3  # without gather: one read per caller that missed
+    assert len(source.reads) == 2 + 3  # without gather: one read per caller that missed
 
 
 async def test_a_failed_gathered_read_fails_every_caller_that_joined_it() -> None:
-    calls = 0
+    calls: list[list[str]] = []
+    release = asyncio.Event()
 
     async def broken(keys: list[str]) -> Mapping[str, int]:
-        nonlocal calls
-        calls += 1
+        calls.append(keys)
+        await release.wait()
         raise ConnectionError("down")
 
     cache: TtlCache[str, int] = TtlCache(3.0, gather=True)
-    results = await asyncio.gather(
-        *(cache.get_many([key], broken) for key in "abc"), return_exceptions=True
-    )
-    assert calls == 1 and all(isinstance(r, ConnectionError) for r in results)
+    asking = [asyncio.create_task(cache.get_many([key], broken)) for key in "abc"]
+    await asyncio.sleep(0)
+    release.set()
+    results = await asyncio.gather(*asking, return_exceptions=True)
+    assert calls == [["a"], ["b", "c"]]
+    assert all(isinstance(r, ConnectionError) for r in results)
+    source = Source({"a": 1})
+    source.gate.set()
+    assert await cache.get_many(["a"], source.load) == {"a": 1}  # nothing left waiting
+
+
+async def test_a_caller_cancelled_while_its_batch_waits_fails_the_callers_that_joined_it() -> None:
+    source = Source({"a": 1, "b": 2, "c": 3})
+    cache: TtlCache[str, int] = TtlCache(3.0, gather=True)
+    first = asyncio.create_task(cache.get_many(["a"], source.load))
+    leader = asyncio.create_task(cache.get_many(["b"], source.load))
+    joiner = asyncio.create_task(cache.get_many(["c"], source.load))
+    await asyncio.sleep(0)
+    leader.cancel()
+    await asyncio.sleep(0)
+    source.gate.set()
+    assert await first == {"a": 1}
+    with pytest.raises(DatabaseUnavailable):
+        await joiner  # told at once (not cancelled itself), not left waiting
+    assert await cache.get_many(["b", "c"], source.load) == {"b": 2, "c": 3}
