@@ -334,8 +334,8 @@ class SteadyVerdict:
     the time at the instants :func:`moderation.steady_until` names (the next
     UTC minute at the latest), or with the incident controls: the verdict is
     reused until the first of those, for the same :class:`IncidentState`.
-    Deciding afresh was a fifth of a send's server time at a hundred sends a
-    second per sender (docs/performance.md).
+    Deciding afresh was about a quarter of a send's server time under load
+    (docs/performance.md, session 5).
     """
 
     def __init__(self) -> None:
@@ -382,7 +382,7 @@ class SendContext:
     """``check_conversation`` of ``view`` and ``state`` when the context was made:
     the membership rules (contacts, second adult) do not change from one send
     to the next, only with the people, policies or members above."""
-    steady: SteadyVerdict = field(default_factory=lambda: SteadyVerdict())
+    steady: SteadyVerdict = field(default_factory=SteadyVerdict)
     """The last allowed verdict, reused while ``moderation.steady_until`` says it holds."""
 
     def fits(self, conversation: stored.Conversation, generation: tuple[int, int]) -> bool:
@@ -424,13 +424,14 @@ class ModerationGate:
         self.policies = PolicyCache(store)
         self.cache = NodeCache()
         self.incidents = IncidentState()
-        none = IncidentState()
+        empty = IncidentState()
         self._pruned: tuple[IncidentState, IncidentState, datetime, datetime | None] = (
-            none,
-            none,
+            empty,  # the controls it was pruned from (not self.incidents: pruned on first use)
+            empty,
             datetime.min.replace(tzinfo=UTC),
             None,
         )
+        """(controls, the same pruned, when, the next end of a suspension among them)."""
         self.limiter = RateLimiter(DirectoryView(schools={}))
         self._contexts: dict[tuple[str, str], SendContext] = {}
 

@@ -11,16 +11,15 @@ read, not a hundred (docs/performance.md measured the stampede at a quarter
 of the server's time). Loads are batched: :meth:`TtlCache.get_many` reads
 every missing key of a call in one query, and with ``gather`` the keys
 every caller misses while a read is in flight go together in the next one
-(when a node starts, its first hundred sends each missed their sender's
-conversation, people and blockers: hundreds of reads queued in the database,
-20-120 ms each).
+(when a node started, its first hundred sends each read their sender's
+blockers, a hundred queries at once in the database, 20-120 ms each; now two).
 
 Entries loaded together do not expire together: each is served for a random
 share of ``ttl`` between ``1 - spread`` and 1. A node's first sends load
 every sender's entries within a second; with a fixed ``ttl`` they all expired
-in the same second again and again, and the hundred reads queued in the
-database behind one another and held the sends waiting on them (half-rate
-p99 of 174–436 ms in the benchmark, docs/performance.md).
+in the same second again and again, and the reads queued in the database
+behind one another and held the sends waiting on them (108 reads of devices
+at 43 ms each in one half-rate phase, docs/performance.md).
 
 Negative answers are cached too unless ``negative=False`` (a missing
 conversation stays missing for ``ttl``; an unknown device is read again).
