@@ -34,10 +34,8 @@ class Lookups:
         self._owners: TtlCache[str, str] = TtlCache(DEVICE_TTL, negative=False, gather=True)
 
     async def conversation(self, conversation_id: str) -> Conversation | None:
-        found = await self._conversations.get_many(
-            (conversation_id,), self._store.conversations.get_many
-        )
-        return found.get(conversation_id)
+        read = self._store.conversations.get_many
+        return await self._conversations.get_one(conversation_id, read)
 
     def forget_conversation(self, conversation_id: str) -> None:
         self._conversations.forget(conversation_id)

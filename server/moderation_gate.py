@@ -456,9 +456,8 @@ class ModerationGate:
 
     async def _blockers(self, sender_id: str, among: list[str]) -> list[str]:
         """Who among ``among`` blocked the sender (cached per node, see NodeCache)."""
-        found = await self.cache.blockers.get_many((sender_id,), self._read_blockers)
-        everyone = found.get(sender_id, frozenset())
-        return [b for b in among if b in everyone]
+        everyone = await self.cache.blockers.get_one(sender_id, self._read_blockers)
+        return [b for b in among if everyone is not None and b in everyone]
 
     async def _read_blockers(self, sender_ids: list[str]) -> dict[str, frozenset[str]]:
         found = await self.store.moderation.blocks.blockers_of_many(sender_ids)

@@ -184,3 +184,17 @@ async def test_a_caller_cancelled_while_its_batch_waits_fails_the_callers_that_j
     with pytest.raises(DatabaseUnavailable):
         await joiner  # told at once (not cancelled itself), not left waiting
     assert await cache.get_many(["b", "c"], source.load) == {"b": 2, "c": 3}
+
+
+async def test_get_one_serves_a_fresh_entry_and_joins_a_gathered_read() -> None:
+    source = Source({"a": 1, "b": 2})
+    cache: TtlCache[str, int] = TtlCache(3.0, gather=True)
+    first = asyncio.create_task(cache.get_one("a", source.load))
+    others = [asyncio.create_task(cache.get_one(key, source.load)) for key in ("b", "x")]
+    await asyncio.sleep(0)
+    source.gate.set()
+    assert [await first, *[await o for o in others]] == [1, 2, None]
+    assert source.reads == [["a"], ["b", "x"]]
+    assert await cache.get_one("b", source.load) == 2
+    assert await cache.get_one("x", source.load) is None
+    assert len(source.reads) == 2  # both served from the cache, the absent one too
