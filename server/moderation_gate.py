@@ -133,15 +133,13 @@ class SendVerdict:
     retry_after: float | None = None
     deliveries: dict[str, Delivery] = field(default_factory=dict)
     quiet_until: datetime | None = None
-    counts: tuple[tuple[Delivery, int], ...] = ()
-    """How many recipients get each delivery (the metrics of an allowed send)."""
 
     def persons(self, delivery: Delivery) -> frozenset[str]:
         """The recipients who get this delivery."""
-        return self._by_delivery.get(delivery, frozenset())
+        return self.by_delivery.get(delivery, frozenset())
 
     @cached_property
-    def _by_delivery(self) -> dict[Delivery, frozenset[str]]:
+    def by_delivery(self) -> dict[Delivery, frozenset[str]]:
         """Recipients by delivery, worked out once: a verdict serves many sends."""
         found: dict[Delivery, set[str]] = {}
         for person, delivery in self.deliveries.items():
@@ -600,8 +598,8 @@ class ModerationGate:
             wait = float(math.ceil(rate.retry_after))
             message = f"You are sending too fast; wait {wait:.0f} seconds."
             return SendVerdict(ErrorCode.RATE_LIMITED, Reason.RATE_LIMITED, message, wait)
-        for delivery, count in verdict.counts:
-            self.metrics.count(self.metrics.moderation_deliveries, delivery.value, count)
+        for delivery, people in verdict.by_delivery.items():
+            self.metrics.count(self.metrics.moderation_deliveries, delivery.value, len(people))
         return verdict
 
     def _allowed(
@@ -609,10 +607,8 @@ class ModerationGate:
     ) -> SendVerdict:
         """The verdict of an allowed send: each recipient's delivery, and until when
         the silent ones are in quiet hours (the latest end, told to the sender)."""
-        counts: dict[Delivery, int] = {}
         quiet_until = None
         for person_id, delivery in deliveries.items():
-            counts[delivery] = counts.get(delivery, 0) + 1
             if delivery is not Delivery.SILENT:
                 continue
             recipient = context.people[person_id]
@@ -620,9 +616,7 @@ class ModerationGate:
             end = window_end(quiet, context.view.zone(recipient.uai), now)
             if end is not None and (quiet_until is None or end > quiet_until):
                 quiet_until = end
-        return SendVerdict(
-            deliveries=dict(deliveries), quiet_until=quiet_until, counts=tuple(counts.items())
-        )
+        return SendVerdict(deliveries=dict(deliveries), quiet_until=quiet_until)
 
     def _incidents_at(self, now: datetime) -> IncidentState:
         """The incident controls in force at ``now``: ended suspensions dropped, once

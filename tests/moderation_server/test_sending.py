@@ -5,6 +5,7 @@ The clock is the server's ``FrozenClock``: tests move it, never sleep.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import aiohttp
@@ -26,6 +27,18 @@ from tests.support.servers import RunningServer
 def set_clock(server: RunningServer, hour: int, minute: int = 0) -> None:
     """Move the frozen clock to that local time in Paris on 1 September 2037 (a Tuesday)."""
     server.clock.advance(paris(2037, 9, 1, hour, minute) - server.clock.now())
+
+
+DELIVERIES = re.compile(r'^carnet_moderation_deliveries_total\{delivery="(\w+)"\} (\S+)$', re.M)
+
+
+async def deliveries_counted(
+    http: aiohttp.ClientSession, server: RunningServer
+) -> dict[str, float]:
+    """``carnet_moderation_deliveries_total`` by delivery, from ``/metrics``."""
+    async with http.get(server.url + "/metrics") as r:
+        text = await r.text()
+    return {delivery: float(value) for delivery, value in DELIVERIES.findall(text)}
 
 
 async def test_quiet_hours_deliver_silently_and_tell_the_sender(
@@ -84,6 +97,7 @@ async def test_a_reused_verdict_ends_when_quiet_hours_begin(
     _, conversation = await create(http, server, parent, "direct", [teacher.person_id])
     set_clock(server, 19, 59)
     server.clock.advance(timedelta(seconds=59.5))
+    before = await deliveries_counted(http, server)
     await send(ws_p, conversation["id"], "before", {teacher.device_id: b"x"})
     assert (await answer(ws_p, "before"))["silent_to"] == []
     assert (await next_of(ws_t, "deliver"))["silent"] is False
@@ -91,6 +105,8 @@ async def test_a_reused_verdict_ends_when_quiet_hours_begin(
     await send(ws_p, conversation["id"], "after", {teacher.device_id: b"x"})
     assert (await answer(ws_p, "after"))["silent_to"] == [teacher.person_id]
     assert (await next_of(ws_t, "deliver"))["silent"] is True
+    after = await deliveries_counted(http, server)  # each send's recipient, as delivered
+    assert {k: after.get(k, 0) - before.get(k, 0) for k in after} == {"notify": 1, "silent": 1}
     for ws in (ws_t, ws_p):
         await ws.close()
 
