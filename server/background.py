@@ -204,6 +204,18 @@ async def delete_expired(store: Store, now: datetime, gaps: WriteGaps | None = N
     return deleted
 
 
+def recheck_floors(floors: dict[str, int], passes: int) -> None:
+    """Before pass number ``passes``: every :data:`PURGE_FLOOR_PASSES` passes,
+    lower each floor by :data:`PURGE_RECHECK` seqs, so that a message another
+    node stored late, below a floor, is purged a few passes later; past
+    :data:`MAX_FLOORS` conversations, forget them all (memory stays bounded)."""
+    if len(floors) > MAX_FLOORS:
+        floors.clear()
+    elif passes % PURGE_FLOOR_PASSES == 0:
+        for conversation_id, floor in floors.items():
+            floors[conversation_id] = max(0, floor - PURGE_RECHECK)
+
+
 async def _purge_loop(
     store: Store, services: Services, gaps: WriteGaps, stop: asyncio.Event
 ) -> None:
@@ -212,11 +224,7 @@ async def _purge_loop(
     passes = 0
     while not stop.is_set():
         passes += 1
-        if len(floors) > MAX_FLOORS:
-            floors.clear()
-        elif passes % PURGE_FLOOR_PASSES == 0:  # a message stored late below a floor is found
-            for conversation_id, floor in floors.items():
-                floors[conversation_id] = max(0, floor - PURGE_RECHECK)
+        recheck_floors(floors, passes)
         await sleep_or_stop(stop, PURGE_EVERY.total_seconds())
         started = services.clock.now()
         try:

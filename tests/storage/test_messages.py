@@ -6,7 +6,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from server.background import PURGE_READ, delete_expired, purge_delivered
+from server.background import (
+    MAX_FLOORS,
+    PURGE_FLOOR_PASSES,
+    PURGE_READ,
+    PURGE_RECHECK,
+    delete_expired,
+    purge_delivered,
+    recheck_floors,
+)
 from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage, message_document, seq_pages
@@ -99,6 +107,44 @@ async def test_the_purge_drops_what_is_delivered_and_reads_only_past_its_floor(
     # A pass that finds nothing delivered leaves the floor where it was.
     assert await purge_delivered(store, since, floors=floors) == 0
     assert floors == {c: 5}
+
+
+async def test_a_message_stored_late_below_the_floor_is_purged_after_the_recheck(
+    store: Store,
+) -> None:
+    """Another node took seq 2 before this one stored 3-5, and wrote it after the
+    purge had moved its floor past it: the recheck of the floors finds it."""
+    created, _ = await store.conversations.create(
+        ConversationKind.GROUP, "9999999D", "g", ["p_s", "p_a"], ["p_s"], "p_s", NOW
+    )
+    c = created.id
+    for seq in (1, 3, 4, 5):
+        await put(store, c, seq, {"d_a": b"x"})
+    await store.conversations.raise_seqs({c: 5}, NOW)
+    await store.cursors.advance_many({"d_a": {c: 5}}, NOW)
+    floors: dict[str, int] = {}
+    since = NOW - timedelta(hours=1)
+    assert await purge_delivered(store, since, floors=floors) == 4
+    assert floors == {c: 5}
+    await put(store, c, 2, {"d_a": b"late"})  # delivered too: d_a's cursor is at 5
+    for passes in range(1, PURGE_FLOOR_PASSES):
+        recheck_floors(floors, passes)
+        assert await purge_delivered(store, since, floors=floors) == 0  # below the floor
+    recheck_floors(floors, PURGE_FLOOR_PASSES)
+    assert floors == {c: 0}  # 5 - PURGE_RECHECK, at least 0
+    assert await purge_delivered(store, since, floors=floors) == 1
+    assert await store.messages.undelivered(c, 0, 5) == ([], 5)
+
+
+def test_floors_are_lowered_every_few_passes_and_forgotten_past_the_bound() -> None:
+    floors = {"c1": PURGE_RECHECK + 7, "c2": 3}
+    recheck_floors(floors, PURGE_FLOOR_PASSES - 1)
+    assert floors == {"c1": PURGE_RECHECK + 7, "c2": 3}
+    recheck_floors(floors, 2 * PURGE_FLOOR_PASSES)
+    assert floors == {"c1": 7, "c2": 0}
+    many = {f"c{n}": 1 for n in range(MAX_FLOORS + 1)}
+    recheck_floors(many, 1)
+    assert many == {}
 
 
 async def test_the_purge_reads_a_long_backlog_in_pages_and_stops_its_floor_at_a_waiting_one(
