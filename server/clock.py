@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -43,3 +44,9 @@ async def sleep_or_stop(stop: asyncio.Event, seconds: float) -> bool:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
     return stop.is_set()
+
+
+async def every(stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[object]]) -> None:
+    """Run ``work`` after each pause of ``seconds`` until ``stop`` is set (never after)."""
+    while not await sleep_or_stop(stop, seconds):
+        await work()

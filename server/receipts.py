@@ -30,12 +30,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
 from protocol import ReceiptFrame, dump_frame
-from server.clock import Clock, sleep_or_stop
+from server.clock import Clock, every
 from server.hub import Hub
 from server.lookups import Lookups
 from server.node_cache import TtlCache
@@ -119,16 +119,9 @@ class Receipts:
         two loops (a flush that waits for gaps between commits never holds the
         telling up); then write once more at shutdown."""
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._every(stop, TELL_SECONDS, self.tell_pending))
-            group.create_task(self._every(stop, self._interval, self.flush))
+            group.create_task(every(stop, TELL_SECONDS, self.tell_pending))
+            group.create_task(every(stop, self._interval, self.flush))
         await self.flush()
-
-    @staticmethod
-    async def _every(
-        stop: asyncio.Event, seconds: float, work: Callable[[], Awaitable[None]]
-    ) -> None:
-        while not await sleep_or_stop(stop, seconds):
-            await work()
 
     async def tell_pending(self) -> None:
         """Check the receipts given since the last call and tell them (no write)."""

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from server.clock import Clock, sleep_or_stop
+from server.clock import Clock, every
 from server.config import Settings
 from server.dpo_erasure import ErasureBlocked, erase_person
 from server.metrics import Metrics
@@ -223,9 +223,9 @@ class RetentionScheduler:
 
     async def serve(self, stop: asyncio.Event) -> None:
         """Call :meth:`run_once` every tick until ``stop`` is set."""
-        tick = self.settings.retention_tick_seconds
-        while not await sleep_or_stop(stop, tick):
-            await self.run_once(self.clock.now())
+        await every(
+            stop, self.settings.retention_tick_seconds, lambda: self.run_once(self.clock.now())
+        )
 
     def describe(self) -> dict[str, Any]:
         """Job names and their period, for the register and operators."""
