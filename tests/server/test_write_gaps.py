@@ -59,12 +59,12 @@ async def test_a_waiter_that_asks_to_settle_goes_only_after_a_quiet_spell() -> N
     """A message queued and written during the spell starts it again: background
     chunks wait for a lull, not for the millisecond between two commits."""
     gaps = WriteGaps()
-    waiter = asyncio.create_task(gaps.wait(30.0, settle=0.2))
+    waiter = asyncio.create_task(gaps.wait(30.0, settle=1.0))
     await asyncio.sleep(0.1)
     gaps.busy()  # a message queued and written within the spell
     gaps.idle()
-    await asyncio.sleep(0.15)  # 0.25 s in: the first spell was broken, the next ends at 0.4
-    assert not waiter.done()
+    await asyncio.sleep(1.4)  # 1.5 s in: past the first spell (1.0), before the next (2.0)
+    assert not waiter.done()  # half a second from either end: load cannot decide it
     assert await asyncio.wait_for(waiter, 5.0)
     gaps.busy()
     assert not await gaps.wait(0.05, settle=0.2)  # busy throughout: patience ran out
