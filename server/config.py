@@ -18,6 +18,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from storage.embedded import OPLOG_MAX_ENTRIES
+
 KIB = 1024
 
 
@@ -37,6 +39,8 @@ class Settings(BaseSettings):
     """A MongoDB URI; when unset, Carnet starts its embedded SecantusDB."""
     db_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,60}$")] = "carnet"
     embedded_cache_size: Annotated[str, Field(pattern=r"^[0-9]+[MG]$")] = "256M"
+    embedded_oplog_entries: Annotated[int, Field(ge=10_000, le=100_000_000)] = OPLOG_MAX_ENTRIES
+    """Oplog entries the embedded database keeps (``storage.embedded``)."""
     public_url: str | None = None
     """The URL devices use to reach Carnet; defaults to ``http://HOST:PORT``."""
     allowed_origins: tuple[str, ...] = ()

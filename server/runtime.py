@@ -48,7 +48,11 @@ async def open_store(settings: Settings) -> AsyncIterator[Store]:
             except DatabaseUnavailable:
                 store = None
         if store is None:
-            embedded = EmbeddedDatabase(settings.database_dir, settings.embedded_cache_size)
+            embedded = EmbeddedDatabase(
+                settings.database_dir,
+                settings.embedded_cache_size,
+                oplog_entries=settings.embedded_oplog_entries,
+            )
             uri = await embedded.start()
     try:
         if store is None:

@@ -35,6 +35,14 @@ Life cycle rules:
   lock, stalling every write (1.6 s at 100,000 documents): ``messages``, the
   one collection that grows with traffic, has no TTL index for this reason
   (``storage.messages``).
+- The oplog keeps :data:`OPLOG_MAX_ENTRIES` entries (SecantusDB's default is
+  100,000), or an hour, whichever is shorter. Once it is full, SecantusDB
+  deletes the oldest thousand entries at every thousandth write, under the
+  storage lock: a write waits 40–60 ms for it (docs/performance.md). At
+  100,000 entries a busy node reached that point within a minute; at a million
+  an hour's history holds 280 writes a second (mongod's default oplog, 5 % of
+  the disk, holds millions). The change stream resumes from it after a
+  database restart or a dropped connection.
 """
 
 from __future__ import annotations
@@ -54,6 +62,9 @@ from storage.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
+OPLOG_MAX_ENTRIES = 1_000_000
+"""Oplog entries the embedded database keeps by default (≈ 0.6 KiB each on disk
+for a 256-byte message)."""
 _LISTENING = re.compile(rb"secantus listening on ([0-9.]+):(\d+)")
 _PR_SET_PDEATHSIG = 1
 
@@ -74,6 +85,7 @@ class EmbeddedDatabase:
     Args:
         directory: where its WiredTiger files, log and URI file live.
         cache_size: WiredTiger cache, e.g. ``"256M"``.
+        oplog_entries: oplog entries kept at most (the other bound is an hour).
         start_timeout: seconds to wait for the listening line and a ping.
     """
 
@@ -82,9 +94,12 @@ class EmbeddedDatabase:
         directory: Path,
         cache_size: str = "256M",
         start_timeout: float = 60,
+        *,
+        oplog_entries: int = OPLOG_MAX_ENTRIES,
     ) -> None:
         self.directory = directory
         self.cache_size = cache_size
+        self.oplog_entries = oplog_entries
         self.start_timeout = start_timeout
         self._process: asyncio.subprocess.Process | None = None
         self.uri: str | None = None
@@ -127,6 +142,8 @@ class EmbeddedDatabase:
                 self.cache_size,
                 "--config",
                 str(config),
+                "--oplog-max-entries",
+                str(self.oplog_entries),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
