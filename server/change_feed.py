@@ -12,7 +12,11 @@ document, updates their changed fields, and the receipt ``_id``
 (``<conversation>:<person>:<kind>``) names what moved.
 
 The stream resumes after a driver error from its last resume token, with a
-bounded backoff; every restart is logged. Each time it (re)opens, the
+bounded backoff; every restart is logged. When the database no longer holds
+the oplog from that token (``ChangeStreamHistoryLost``: a long outage, or a
+busy database's capped oplog, ``storage.embedded``), it follows from now:
+the ``on_open`` callbacks reload the caches, and devices find what they
+missed meanwhile as a gap in seqs, read from the database. Each time it (re)opens, the
 ``on_open`` callbacks run (what changed while it was closed is reloaded or
 forgotten). Handlers run one at a time in stream order; one that fails is
 logged and the stream goes on.
@@ -27,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from pymongo.errors import PyMongoError
+from pymongo.errors import OperationFailure, PyMongoError
 
 from server.clock import sleep_or_stop
 from server.state import STORE
@@ -41,6 +45,8 @@ Change = dict[str, Any]
 Handler = Callable[[Change], Awaitable[None]]
 Callback = Callable[[], Awaitable[None]]
 RETRY_SECONDS = (0.1, 0.5, 1.0, 2.0, 5.0)
+HISTORY_LOST = 286
+"""MongoDB's ``ChangeStreamHistoryLost``: the resume token is older than the oplog."""
 IDLE_WAIT_MS = 500
 """Longest wait for a change before the ``on_idle`` callbacks run."""
 
@@ -123,9 +129,10 @@ class ChangeFeed:
         """Run ``callback`` whenever no change came for ``IDLE_WAIT_MS``."""
         self._on_idle.append(callback)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Follow the stream until ``stop`` is set."""
-        resume: Any = None
+    async def run(self, stop: asyncio.Event, *, after: Any = None) -> None:
+        """Follow the stream until ``stop`` is set, from the resume token ``after``
+        (from now if None)."""
+        resume: Any = after
         failures = 0
         while not stop.is_set():
             try:
@@ -145,6 +152,9 @@ class ChangeFeed:
                         resume = stream.resume_token
                         await self._dispatch(change)
             except PyMongoError as exc:
+                if isinstance(exc, OperationFailure) and exc.code == HISTORY_LOST:
+                    log.warning("change stream history lost; following from now")
+                    resume = None
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
                 log.warning(

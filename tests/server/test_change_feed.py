@@ -8,15 +8,18 @@ arrive, in order.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from server.change_feed import LIVE, SHARED, pipeline
+from server.change_feed import LIVE, SHARED, ChangeFeed, pipeline
 from storage.database import Store
+from storage.embedded import EmbeddedDatabase
 
 NODE, OTHER = "nodeA1", "nodeB2"
 END = "end-of-test"
@@ -111,3 +114,44 @@ async def test_every_shared_change_is_followed_but_this_nodes_own_notices(
 
 def test_the_followed_collections_are_named_once() -> None:
     assert not set(LIVE) & set(SHARED)
+
+
+async def test_a_feed_whose_history_is_gone_follows_from_now(tmp_path: Path) -> None:
+    database = EmbeddedDatabase(tmp_path, oplog_entries=2000)
+    store = await Store.connect(await database.start(), "carnet")
+    try:
+        async with await store.db.watch() as stream:
+            await store.db.people.insert_one({"_id": "before", "external_id": "before"})
+            while await stream.try_next() is None:
+                pass
+            stale = stream.resume_token
+        for start in range(0, 5000, 1000):  # the oplog keeps 2,000: "before" is gone
+            await store.db.other.insert_many([{"i": i} for i in range(start, start + 1000)])
+        feed = ChangeFeed(store, NODE)
+        seen: list[str] = []
+        opened = asyncio.Event()
+
+        async def on_person(change: dict[str, Any]) -> None:
+            seen.append(change["documentKey"]["_id"])
+
+        async def on_open() -> None:
+            opened.set()
+
+        feed.subscribe("people", on_person)
+        feed.on_open(on_open)
+        stop = asyncio.Event()
+        task = asyncio.create_task(feed.run(stop, after=stale))
+        try:
+            await asyncio.wait_for(opened.wait(), 10)
+            await store.db.people.insert_one({"_id": "after", "external_id": "after"})
+            for _ in range(200):  # bounded: 10 s
+                if seen:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            stop.set()
+            await task
+        assert seen == ["after"]
+    finally:
+        await store.close()
+        await database.stop()
