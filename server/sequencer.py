@@ -19,7 +19,7 @@ message is stored (no seq is skipped, none reused after it was seen).
 Heads: nothing is written per batch beyond the messages. Every
 ``publish_seconds`` the node raises the conversations' ``seq`` counters to
 what it stored (``$max``, ``bulk_write`` commands of
-:data:`server.write_gaps.CHUNK` conversations, each written when no message
+:data:`PUBLISH_CHUNK` conversations, each written when no message
 waits, or after :data:`PUBLISH_PATIENCE` between two batches: on the embedded
 database a chunk costs 25–45 ms under load, and a publication written in one
 go held every commit behind it for up to 0.9 s, docs/performance.md), then
@@ -59,7 +59,7 @@ from pymongo.errors import BulkWriteError
 
 from server.clock import Clock, SystemClock
 from server.metrics import Metrics
-from server.write_gaps import CHUNK, WriteGaps
+from server.write_gaps import WriteGaps
 from storage.database import Store
 from storage.messages import DUPLICATE_KEY, NewMessage, WriteResult, message_document
 
@@ -79,6 +79,12 @@ CLOCK_MARGIN = timedelta(seconds=5)
 """Taken off every mark: clock steps between nodes and between a message's
 ``created_at`` and its arrival in the queue (a message older than the mark
 still lowers it before it is written, at the cost of one more update)."""
+PUBLISH_CHUNK = 5
+"""Conversations whose head one publication command raises. A conversation's
+document costs the embedded database more to update than a cursor (its members
+are indexed): chunks of ten took 11–26 ms at half load, and the four or five of
+a publication, a tenth of a second apart, delayed every batch for half a
+second (docs/performance.md)."""
 PUBLISH_PATIENCE = 0.1
 """Seconds a publication chunk waits for the queue to empty before it is written
 between two batches anyway (``server.write_gaps``: group commits first)."""
@@ -403,11 +409,11 @@ class Sequencer:
         """
         publication = self._publication
         assert publication is not None  # noqa: S101 - run() only calls it with one
-        part = publication.heads[:CHUNK]
+        part = publication.heads[:PUBLISH_CHUNK]
         try:
             if part:
                 await self._store.conversations.raise_seqs(dict(part), publication.at)
-                del publication.heads[:CHUNK]
+                del publication.heads[:PUBLISH_CHUNK]
                 publication.last = time.monotonic()
                 return
             await self._move_mark(publication.mark)

@@ -18,8 +18,8 @@ import pytest
 
 from server.clock import FrozenClock
 from server.metrics import Metrics
-from server.sequencer import CLOCK_MARGIN, Sequencer
-from server.write_gaps import CHUNK, WriteGaps
+from server.sequencer import CLOCK_MARGIN, PUBLISH_CHUNK, Sequencer
+from server.write_gaps import WriteGaps
 from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage, WriteResult, message_document
@@ -327,7 +327,7 @@ async def test_a_message_waiting_when_heads_fall_due_is_written_before_any_of_th
     """Group commits first: a publication goes a chunk at a time when no message
     waits (server.write_gaps), so a message queued as heads fall due is not held
     behind them; the heads are all published afterwards."""
-    conversations = [await conversation(store) for _ in range(3 * CHUNK)]
+    conversations = [await conversation(store) for _ in range(3 * PUBLISH_CHUNK)]
     late = await conversation(store)
     queued: list[asyncio.Future[WriteResult]] = []
 
