@@ -1,18 +1,21 @@
 """Fixtures shared by every layer's tests.
 
 ``database_uri``: one real SecantusDB child for the whole session (each test
-uses a database of its own). ``server``: a real Carnet on an ephemeral port,
-with the demo school loaded and a frozen clock.
+uses a database of its own); ``store``: a fresh database of it, dropped
+after. ``server``: a real Carnet on an ephemeral port, with the demo school
+loaded and a frozen clock.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from storage.database import Store
 from storage.embedded import EmbeddedDatabase
 from tests.support.servers import RunningServer, running_server, stop_leftovers
 
@@ -31,6 +34,17 @@ async def database_uri(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterato
         yield uri
     finally:
         await database.stop()
+
+
+@pytest.fixture
+async def store(database_uri: str) -> AsyncIterator[Store]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    store = await Store.connect(database_uri, name)
+    try:
+        yield store
+    finally:
+        await store.client.drop_database(name)
+        await store.close()
 
 
 @pytest.fixture

@@ -9,13 +9,9 @@ arrive, in order.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from server.change_feed import LIVE, SHARED, ChangeFeed, pipeline
 from storage.database import Store
@@ -23,17 +19,6 @@ from storage.embedded import EmbeddedDatabase
 
 NODE, OTHER = "nodeA1", "nodeB2"
 END = "end-of-test"
-
-
-@pytest.fixture
-async def store(database_uri: str) -> AsyncIterator[Store]:
-    name = f"feed_{uuid.uuid4().hex[:12]}"
-    store = await Store.connect(database_uri, name)
-    try:
-        yield store
-    finally:
-        await store.client.drop_database(name)
-        await store.close()
 
 
 async def followed(store: Store, writes: Any) -> list[tuple[str, str, Any]]:
