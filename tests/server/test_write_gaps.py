@@ -59,12 +59,26 @@ async def test_a_waiter_that_asks_to_settle_goes_only_after_a_quiet_spell() -> N
     """A message queued and written during the spell starts it again: background
     chunks wait for a lull, not for the millisecond between two commits."""
     gaps = WriteGaps()
-    waiter = asyncio.create_task(gaps.wait(30.0, settle=1.0))
-    await asyncio.sleep(0.1)
-    gaps.busy()  # a message queued and written within the spell
+    gaps.busy()
+    gaps.idle()  # the spell starts now
+    waiter = asyncio.create_task(gaps.wait(30.0, settle=2.0))
+    await asyncio.sleep(1.0)
+    gaps.busy()  # a message queued and written within the spell: it starts again
     gaps.idle()
-    await asyncio.sleep(1.4)  # 1.5 s in: past the first spell (1.0), before the next (2.0)
+    await asyncio.sleep(1.5)  # 2.5 s in: past the first spell (2.0), before the next (3.0)
     assert not waiter.done()  # half a second from either end: load cannot decide it
     assert await asyncio.wait_for(waiter, 5.0)
     gaps.busy()
     assert not await gaps.wait(0.05, settle=0.2)  # busy throughout: patience ran out
+
+
+async def test_in_a_lull_longer_than_the_spell_a_waiter_goes_at_once() -> None:
+    """The spell counts from when the gap opened: the chunks of a backlog follow
+    one another without sleeping a spell each."""
+    gaps = WriteGaps()
+    assert await asyncio.wait_for(gaps.wait(30.0, settle=10.0), 5.0)  # idle since the start
+    gaps.busy()
+    gaps.idle()
+    await asyncio.sleep(1.1)
+    for _ in range(3):  # a spell of 1 s each would take 3 s
+        assert await asyncio.wait_for(gaps.wait(30.0, settle=1.0), 0.5)
