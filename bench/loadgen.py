@@ -80,6 +80,8 @@ class Stats:
     """Announcements acknowledged by a guardian's signature (``POST .../acknowledgements``)."""
     messages: set[str] = field(default_factory=set)
     latencies_ms: list[float] = field(default_factory=list)
+    stamps_ns: list[int] = field(default_factory=list)
+    """When each of ``latencies_ms``'s messages was sent (``CLOCK_MONOTONIC``)."""
     errors: Counter[str] = field(default_factory=Counter)
     last_delivery: float = 0.0
     stale: int = 0
@@ -98,6 +100,7 @@ class Stats:
             "acknowledged": self.acknowledged,
             "messages": len(self.messages),
             "latencies_ms": self.latencies_ms,
+            "stamps_ns": self.stamps_ns,
             "errors": dict(self.errors),
             "last_delivery": self.last_delivery,
             "stale": self.stale,
@@ -210,6 +213,7 @@ class Device:
         stats.messages.add(frame["message_id"])
         stats.last_delivery = time.monotonic()
         stats.latencies_ms.append(latency_ms(payload))
+        stats.stamps_ns.append(stamp_ns(payload))
 
     async def _acknowledge(self, frame: dict[str, Any]) -> None:
         """``POST /v1/conversations/{id}/acknowledgements``: the guardian's signature."""

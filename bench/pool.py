@@ -13,6 +13,10 @@ from bench.wire import BenchError
 
 COMMAND_TIMEOUT = 900.0
 QUIT_TIMEOUT = 10.0
+SLOW_MS = 50.0
+"""A delivery slower than this is part of the tail (issue 9: p99 ≤ 50 ms at half rate)."""
+TENTH_NS = 100_000_000
+MAX_TENTHS = 200
 
 
 class Pool:
@@ -80,10 +84,37 @@ def percentile(values: list[float], fraction: float) -> float | None:
     return round(ordered[index], 3)
 
 
+def slow_tenths(
+    stamps_ns: list[int], latencies_ms: list[float], slow_ms: float = SLOW_MS
+) -> list[list[float]]:
+    """The tail's episodes: ``[offset s, messages, slower than slow_ms, slowest ms]``
+    for each tenth of a second (by send time, from the first send) holding a
+    delivery slower than ``slow_ms``; at most :data:`MAX_TENTHS`, the earliest.
+
+    Slow deliveries come in episodes of a few tenths, not spread evenly
+    (docs/performance.md, session 6): this says when, so that the phase can be
+    lined up with what the server and the database did then.
+    """
+    if not stamps_ns or len(stamps_ns) != len(latencies_ms):
+        return []
+    first = min(stamps_ns)
+    tenths: dict[int, list[float]] = {}
+    for stamp, latency in zip(stamps_ns, latencies_ms, strict=True):
+        tenths.setdefault((stamp - first) // TENTH_NS, []).append(latency)
+    episodes = []
+    for tenth in sorted(tenths):
+        values = tenths[tenth]
+        slow = sum(1 for v in values if v > slow_ms)
+        if slow:
+            episodes.append([tenth / 10, len(values), slow, round(max(values), 1)])
+    return episodes[:MAX_TENTHS]
+
+
 def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add up the workers' counters; latencies pooled for percentiles."""
+    """Add up the workers' counters; latencies pooled for percentiles and episodes."""
     errors: Counter[str] = Counter()
     latencies: list[float] = []
+    stamps: list[int] = []
     total: dict[str, Any] = {
         "sent": 0,
         "stored": 0,
@@ -99,13 +130,18 @@ def merge(answers: list[dict[str, Any]]) -> dict[str, Any]:
         for key in total:
             total[key] += answer.get(key, 0)
         errors.update(answer.get("errors", {}))
-        latencies.extend(answer.get("latencies_ms", []))
+        answered = answer.get("latencies_ms", [])
+        latencies.extend(answered)
+        sent_at = answer.get("stamps_ns", [])
+        stamps.extend(sent_at if len(sent_at) == len(answered) else [])
     total["errors"] = dict(errors)
     total["latency_ms"] = {
         "p50": percentile(latencies, 0.50),
         "p95": percentile(latencies, 0.95),
         "p99": percentile(latencies, 0.99),
     }
+    if stamps and len(stamps) == len(latencies):  # Synapse's load tells no send times
+        total["slow_tenths"] = slow_tenths(stamps, latencies)
     starts = [a["started"] for a in answers if a.get("started")]
     ends = [a["last_delivery"] for a in answers if a.get("last_delivery")]
     if starts and ends:

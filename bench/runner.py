@@ -309,4 +309,8 @@ def _brief(figures: dict[str, Any]) -> str:
     if figures.get("half_rate"):
         half = figures["half_rate"]
         parts.append(f"half: {half.get('messages_per_s')}/s p99={half['latency_ms'].get('p99')}ms")
+        if "slow_tenths" in half:
+            episodes = half["slow_tenths"]
+            slow = sum(int(tenth[2]) for tenth in episodes)
+            parts.append(f"(over 50 ms: {slow} in {len(episodes)} tenths of a second)")
     return " ".join(parts)

@@ -72,6 +72,8 @@ def _figures(totals: dict[str, Any], seconds: float, meter: CpuMeter) -> dict[st
         else None,
         "server_rss_mib": round(meter.rss["server"] / 2**20, 1),
     }
+    if "slow_tenths" in totals:
+        out["slow_tenths"] = totals["slow_tenths"]
     if "database" in meter.cpu:
         out["database_cpu_s"] = round(meter.cpu["database"], 3)
         out["database_cpu_us_per_delivery"] = (

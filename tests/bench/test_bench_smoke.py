@@ -45,6 +45,8 @@ def test_direct_runs_on_a_tiny_load(tmp_path: Path) -> None:
         assert run[system]["errors"] == {}, run[system]
         assert run[system]["duplicates"] == 0
     assert result["medians"]["carnet"]["server_cpu_us_per_delivery"] > 0
+    for phase in (run["carnet"], run["carnet"]["half_rate"]):  # the tail's episodes, if any
+        assert all(tenth[2] > 0 for tenth in phase["slow_tenths"]), phase["slow_tenths"]
     # Messages were persisted: the database counted writes during the phase.
     assert run["carnet"]["db_writes"]["insert"] > 0
     assert run["carnet"]["db_writes_per_message"] > 0
