@@ -1,6 +1,6 @@
 """Incident controls take effect on every node within seconds (issue 5, "Incident controls").
 
-Two Carnet nodes share one database (``running_server(..., db_name=same)``):
+Two Carnet nodes share one database (``tests.support.servers.two_nodes``):
 a control posted on node A is observed on node B, polled with a bounded loop.
 """
 
@@ -24,7 +24,7 @@ from tests.moderation_server.helpers import (
     send,
 )
 from tests.support.devices import WireDevice
-from tests.support.servers import RunningServer, running_server
+from tests.support.servers import RunningServer, two_nodes
 
 UAI = "9999999D"
 POLLS = 100
@@ -57,15 +57,8 @@ async def _incident(
 async def test_controls_posted_on_one_node_apply_on_the_other(
     database_uri: str, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
-    db_name = f"t_{uuid.uuid4().hex[:12]}"
-    async with (
-        running_server(database_uri, tmp_path, db_name=db_name) as node_a,
-        running_server(database_uri, tmp_path, db_name=db_name) as node_b,
-    ):
-        try:
-            await _two_nodes(node_a, node_b, http)
-        finally:
-            await node_a.store.client.drop_database(db_name)
+    async with two_nodes(database_uri, tmp_path) as (node_a, node_b):
+        await _two_nodes(node_a, node_b, http)
 
 
 async def _two_nodes(a: RunningServer, b: RunningServer, http: aiohttp.ClientSession) -> None:

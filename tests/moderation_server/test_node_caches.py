@@ -18,7 +18,7 @@ import aiohttp
 from server.moderation_gate import CACHE_SECONDS
 from tests.moderation_server.helpers import answer, call, create, online, send
 from tests.support.policy import relax_rate_limits
-from tests.support.servers import RunningServer, running_server
+from tests.support.servers import RunningServer, two_nodes
 
 POLLS = 100
 POLL_SECONDS = 0.1
@@ -28,15 +28,8 @@ async def test_a_block_and_its_lifting_on_node_a_apply_to_sends_on_node_b(
     database_uri: str, tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
     assert POLLS * POLL_SECONDS < CACHE_SECONDS / 2
-    db_name = f"t_{uuid.uuid4().hex[:12]}"
-    async with (
-        running_server(database_uri, tmp_path, db_name=db_name) as node_a,
-        running_server(database_uri, tmp_path, db_name=db_name) as node_b,
-    ):
-        try:
-            await _block_across(node_a, node_b, http)
-        finally:
-            await node_a.store.client.drop_database(db_name)
+    async with two_nodes(database_uri, tmp_path) as (node_a, node_b):
+        await _block_across(node_a, node_b, http)
 
 
 async def _block_across(a: RunningServer, b: RunningServer, http: aiohttp.ClientSession) -> None:

@@ -4,18 +4,16 @@ dry run per category and school, one node per job, expired data purged."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
 import aiohttp
 
 from server.state import RETENTION
-from storage.database import Store
 from storage.legal_holds import HoldKind
 from storage.retention import school_year_end
 from tests.rgpd.seed import bearer
-from tests.support.servers import START, RunningServer, running_server
+from tests.support.servers import START, RunningServer, two_nodes
 
 DAY = timedelta(days=1)
 
@@ -101,33 +99,24 @@ async def test_a_hold_also_ends_on_its_date(carnet: RunningServer) -> None:
 
 async def test_each_job_runs_on_exactly_one_of_two_nodes(database_uri: str, tmp_path: Path) -> None:
     """Two Carnet apps share one database; each job runs on one of them only."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    try:
-        async with (
-            running_server(database_uri, tmp_path, db_name=name, retention_scheduler=False) as a,
-            running_server(database_uri, tmp_path, db_name=name, retention_scheduler=False) as b,
-        ):
-            node_a, node_b = a.app[RETENTION], b.app[RETENTION]
-            assert node_a.owner != node_b.owner
-            now = a.clock.now() + DAY
-            first, second = await asyncio.gather(node_a.run_once(now), node_b.run_once(now))
-            jobs = {*node_a.jobs, "audit_verify"}
-            assert set(first) | set(second) == jobs
-            assert not set(first) & set(second)
-            # Not due again until the interval has passed, on either node.
-            assert await node_a.run_once(now + DAY / 2) == {}
-            assert await node_b.run_once(now + DAY / 2) == {}
-            assert set(await node_b.run_once(now + DAY)) == jobs
-            # A node that died holding a lease loses it when the lease expires.
-            lease = timedelta(seconds=a.settings.retention_lease_seconds)
-            later = now + 2 * DAY
-            assert await b.store.leases.acquire("audit_verify", "dead-node", later, lease)
-            assert await node_a.run_job("audit_verify", later) is None
-            assert await node_a.run_job("audit_verify", later + lease) == {}
-    finally:
-        store = await Store.connect(database_uri, name)
-        await store.client.drop_database(name)
-        await store.close()
+    async with two_nodes(database_uri, tmp_path, retention_scheduler=False) as (a, b):
+        node_a, node_b = a.app[RETENTION], b.app[RETENTION]
+        assert node_a.owner != node_b.owner
+        now = a.clock.now() + DAY
+        first, second = await asyncio.gather(node_a.run_once(now), node_b.run_once(now))
+        jobs = {*node_a.jobs, "audit_verify"}
+        assert set(first) | set(second) == jobs
+        assert not set(first) & set(second)
+        # Not due again until the interval has passed, on either node.
+        assert await node_a.run_once(now + DAY / 2) == {}
+        assert await node_b.run_once(now + DAY / 2) == {}
+        assert set(await node_b.run_once(now + DAY)) == jobs
+        # A node that died holding a lease loses it when the lease expires.
+        lease = timedelta(seconds=a.settings.retention_lease_seconds)
+        later = now + 2 * DAY
+        assert await b.store.leases.acquire("audit_verify", "dead-node", later, lease)
+        assert await node_a.run_job("audit_verify", later) is None
+        assert await node_a.run_job("audit_verify", later + lease) == {}
 
 
 async def test_expired_ciphertext_and_old_metadata_are_purged_unless_held(

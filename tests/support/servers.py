@@ -95,6 +95,22 @@ async def running_server(
         await store.close()
 
 
+@asynccontextmanager
+async def two_nodes(
+    database_uri: str, tmp: Path, **overrides: Any
+) -> AsyncIterator[tuple[RunningServer, RunningServer]]:
+    """Two Carnet nodes sharing one fresh database (dropped after)."""
+    db_name = f"t_{uuid.uuid4().hex[:12]}"
+    async with (
+        running_server(database_uri, tmp, db_name=db_name, **overrides) as a,
+        running_server(database_uri, tmp, db_name=db_name, **overrides) as b,
+    ):
+        try:
+            yield a, b
+        finally:
+            await a.store.client.drop_database(db_name)
+
+
 @dataclass
 class ServerProcess:
     """``carnet serve`` as a real child process."""
