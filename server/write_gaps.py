@@ -46,15 +46,13 @@ class WriteGaps:
     def __init__(self) -> None:
         self._gap = asyncio.Event()
         self._gap.set()
-        self._queued = 0
-        """Times :meth:`busy` was called: a settle spell is broken by a message queued."""
         self._idle_since = -math.inf
-        """Event-loop time at which the gap opened (idle since the start)."""
+        """Event-loop time at which the gap last opened (idle since the start): a
+        message queued and written since moves it, and so breaks a settle spell."""
 
     def busy(self) -> None:
         """Messages are waiting to be written (the sequencer queued one)."""
         self._gap.clear()
-        self._queued += 1
 
     def idle(self) -> None:
         """Nothing waits to be written and no batch is in flight."""
@@ -96,10 +94,7 @@ class WriteGaps:
             quiet = loop.time() - self._idle_since
             if quiet >= settle:  # a lull already long enough: the chunks of a
                 return True  # backlog follow one another at once
-            queued = self._queued
-            await asyncio.sleep(min(settle - quiet, remaining))
-            if self._gap.is_set() and self._queued == queued:
-                return True
+            await asyncio.sleep(min(settle - quiet, remaining))  # then look again
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
