@@ -12,13 +12,13 @@ document, updates their changed fields, and the receipt ``_id``
 (``<conversation>:<person>:<kind>``) names what moved.
 
 The stream resumes after a driver error from its last resume token, with a
-bounded backoff; every restart is logged. When the database no longer holds
-the oplog from that token (``ChangeStreamHistoryLost``: a long outage, or a
-busy database's capped oplog, ``storage.embedded``), it follows from now:
-the ``on_open`` callbacks reload the caches, and devices find what they
-missed meanwhile as a gap in seqs, read from the database. Each time it (re)opens, the
+bounded backoff; every restart is logged. Each time it (re)opens, the
 ``on_open`` callbacks run (what changed while it was closed is reloaded or
-forgotten). Handlers run one at a time in stream order; one that fails is
+forgotten). When the database no longer holds the oplog from that token
+(``ChangeStreamHistoryLost``: a long outage, or a busy database's capped
+oplog, ``storage.embedded``), it follows from now: the ``on_open`` callbacks
+reload the caches, and devices find other nodes' messages they missed as a
+gap in seqs, read from the database. Handlers run one at a time in stream order; one that fails is
 logged and the stream goes on.
 """
 

@@ -21,7 +21,7 @@ Heads: nothing is written per batch beyond the messages. Every
 what it stored (``$max``, ``bulk_write`` commands of
 :data:`PUBLISH_CHUNK` conversations, each written when no message
 waits, or after :data:`PUBLISH_PATIENCE` between two batches: on the embedded
-database a chunk costs 25–45 ms under load, and a publication written in one
+database a chunk of ten cost 25–45 ms under load, and a publication written in one
 go held every commit behind it for up to 0.9 s, docs/performance.md), then
 moves its **mark** in
 ``heads`` (``storage.heads``): a time at or before the ``created_at`` of
