@@ -43,6 +43,7 @@ from moderation import (
     PolicyError,
     RateLimiter,
     Reason,
+    SendDecision,
     check_conversation,
     may_add_member,
     may_remove_member,
@@ -588,7 +589,7 @@ class ModerationGate:
                 return SendVerdict(
                     ErrorCode.NOT_ALLOWED, decision.reason, MESSAGES[decision.reason]
                 )
-            verdict = self._allowed(context, decision.deliveries, now)
+            verdict = self._allowed(context, decision, now)
             until = steady_until(view, sender, context.state, now, incidents)
             context.steady.keep(incidents, now, until, verdict)
         self.limiter.view = view  # the limiter reads the current policies on each check
@@ -602,21 +603,17 @@ class ModerationGate:
             self.metrics.count(self.metrics.moderation_deliveries, delivery.value, len(people))
         return verdict
 
-    def _allowed(
-        self, context: SendContext, deliveries: Mapping[str, Delivery], now: datetime
-    ) -> SendVerdict:
+    def _allowed(self, context: SendContext, decision: SendDecision, now: datetime) -> SendVerdict:
         """The verdict of an allowed send: each recipient's delivery, and until when
-        the silent ones are in quiet hours (the latest end, told to the sender)."""
+        those the sender is told of are in quiet hours (the latest end)."""
         quiet_until = None
-        for person_id, delivery in deliveries.items():
-            if delivery is not Delivery.SILENT:
-                continue
+        for person_id in decision.told_to_sender():
             recipient = context.people[person_id]
             quiet = context.view.policy(recipient.uai).quiet_hours
             end = window_end(quiet, context.view.zone(recipient.uai), now)
             if end is not None and (quiet_until is None or end > quiet_until):
                 quiet_until = end
-        return SendVerdict(deliveries=dict(deliveries), quiet_until=quiet_until)
+        return SendVerdict(deliveries=dict(decision.deliveries), quiet_until=quiet_until)
 
     def _incidents_at(self, now: datetime) -> IncidentState:
         """The incident controls in force at ``now``: ended suspensions dropped, once
