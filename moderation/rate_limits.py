@@ -52,14 +52,9 @@ class TokenBucket:
     def __repr__(self) -> str:
         return f"<TokenBucket {self.tokens:g}/{self.capacity:g} +{self.refill_per_second:g}/s>"
 
-    def _refill(self, now: datetime) -> None:
-        require_aware(now)
-        self.refill_at(now.timestamp())
-
-    def refill_at(self, seconds: float) -> None:
+    def _refill(self, seconds: float) -> None:
         """Add what was regained up to ``seconds`` (POSIX time; a clock going back
-        refills nothing): :meth:`RateLimiter.check` works in seconds, one
-        conversion per send rather than datetime arithmetic per bucket."""
+        refills nothing)."""
         at = self._at
         if at is None or seconds > at:
             if at is not None:
@@ -67,8 +62,16 @@ class TokenBucket:
                 self.tokens = min(self.capacity, self.tokens + gained)
             self._at = seconds
 
-    def wait(self, cost: float) -> float:
-        """Seconds until ``cost`` tokens are there, as of the last refill."""
+    def wait_at(self, seconds: float, cost: float = 1) -> float:
+        """:meth:`retry_after` at ``seconds`` (POSIX time): :meth:`RateLimiter.check`
+        converts the time once per send, not once per bucket.
+
+        Raises:
+            ModerationUsageError: ``cost`` exceeds the capacity (never possible).
+        """
+        if cost > self.capacity:
+            raise ModerationUsageError("cost larger than the bucket")
+        self._refill(seconds)
         return max(0.0, (cost - self.tokens) / self.refill_per_second)
 
     def retry_after(self, now: datetime, cost: float = 1) -> float:
@@ -84,10 +87,8 @@ class TokenBucket:
         Raises:
             ModerationUsageError: ``cost`` exceeds the capacity (never possible).
         """
-        if cost > self.capacity:
-            raise ModerationUsageError("cost larger than the bucket")
-        self._refill(now)
-        return self.wait(cost)
+        require_aware(now)
+        return self.wait_at(now.timestamp(), cost)
 
     def take(self, now: datetime, cost: float = 1) -> tuple[bool, float]:
         """Take ``cost`` tokens if available.
@@ -134,7 +135,8 @@ class TokenBucket:
         Returns:
             Whether it is full.
         """
-        self._refill(now)
+        require_aware(now)
+        self._refill(now.timestamp())
         return self.tokens >= self.capacity
 
 
@@ -217,10 +219,7 @@ class RateLimiter:
         seconds = now.timestamp()
         longest, refused = 0.0, None
         for level, bucket in levels:
-            if cost > bucket.capacity:
-                raise ModerationUsageError("cost larger than the bucket")
-            bucket.refill_at(seconds)
-            wait = bucket.wait(cost)
+            wait = bucket.wait_at(seconds, cost)
             if wait > longest:
                 longest, refused = wait, level
         if refused is not None:
