@@ -105,10 +105,13 @@ async def test_a_feed_whose_history_is_gone_follows_from_now(tmp_path: Path) -> 
     database = EmbeddedDatabase(tmp_path, oplog_entries=2000)
     store = await Store.connect(await database.start(), "carnet")
     try:
-        async with await store.db.watch() as stream:
+        async with await store.db.watch(max_await_time_ms=200) as stream:
             await store.db.people.insert_one({"_id": "before", "external_id": "before"})
-            while await stream.try_next() is None:
-                pass
+            for _ in range(50):  # bounded: 10 s
+                if await stream.try_next() is not None:
+                    break
+            else:
+                raise AssertionError("the first insert never came through")
             stale = stream.resume_token
         for start in range(0, 5000, 1000):  # the oplog keeps 2,000: "before" is gone
             await store.db.other.insert_many([{"i": i} for i in range(start, start + 1000)])
