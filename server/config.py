@@ -18,6 +18,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from server.sequencer import COMMIT_SPACING
 from storage.embedded import OPLOG_MAX_ENTRIES
 
 KIB = 1024
@@ -61,6 +62,8 @@ class Settings(BaseSettings):
     max_backlog: Annotated[int, Field(ge=10, le=1_000_000)] = 10_000
     ack_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """How often a node writes its devices' cursors and receipts (one batch each)."""
+    commit_spacing_ms: Annotated[float, Field(ge=0, le=100)] = COMMIT_SPACING * 1000
+    """Milliseconds between the starts of two group commits at least (``server.sequencer``)."""
     """Most messages of one conversation a returning device is sent; older: ``expired``."""
     max_attachment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * KIB)] = 25 * 1024 * KIB
 
