@@ -129,24 +129,23 @@ async def _purge_conversation(
     read_after = floors.get(conversation.id, 0)
     acked: dict[str, int] | None = None
     clear = True  # nothing read so far still waits: the floor follows the pages
+    gaps = gaps or WriteGaps()  # alone: every turn at once
     for _ in range(PURGE_PAGES):
-        if gaps is not None:  # any gap: a read of 100 seqs is short, and under
-            # sustained load the drops that follow must be found (PURGE_MAX_LAG)
-            await gaps.wait(PURGE_PATIENCE)
         upto = read_after + PURGE_READ  # past the published head too: an empty range
-        held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
-        runs: list[list[Held]] = []
-        if held:
-            if acked is None:
+        # Any gap: a read of 100 seqs is short, and under sustained load the
+        # drops that follow must be found (PURGE_MAX_LAG).
+        async with gaps.turn(PURGE_PATIENCE):
+            held, highest = await store.messages.undelivered(conversation.id, read_after, upto)
+            if held and acked is None:
                 acked = await store.cursors.of_conversation(conversation.id)
-            runs = delivered_runs(held, acked)
+        runs = delivered_runs(held, acked) if held and acked is not None else []
         for part in (part for run in runs for part in chunks(run)):
-            if gaps is not None and (overdue is None or part[0].created_at >= overdue):
-                await gaps.wait(PURGE_PATIENCE, SETTLE)
-            began = time.monotonic()
-            dropped += await store.messages.drop_ciphertext(
-                conversation.id, part[0].seq, part[-1].seq
-            )
+            late = overdue is not None and part[0].created_at < overdue  # no lull to wait for
+            async with gaps.turn(0.0 if late else PURGE_PATIENCE, 0.0 if late else SETTLE):
+                began = time.monotonic()
+                dropped += await store.messages.drop_ciphertext(
+                    conversation.id, part[0].seq, part[-1].seq
+                )
             if share < 1:
                 await asyncio.sleep((time.monotonic() - began) * (1 / share - 1))
         if clear:  # only once dropped: a failed pass leaves the floor
@@ -193,12 +192,12 @@ async def delete_expired(store: Store, now: datetime, gaps: WriteGaps | None = N
     how many were deleted.
     """
     deleted = 0
+    gaps = gaps or WriteGaps()  # alone: every turn at once
     for _ in range(EXPIRY_ROUNDS):
         found = await store.messages.expired(now, EXPIRY_READ)
         for part in chunks(found):
-            if gaps is not None:
-                await gaps.wait(PURGE_PATIENCE, SETTLE)
-            deleted += await store.messages.delete(part)
+            async with gaps.turn(PURGE_PATIENCE, SETTLE):
+                deleted += await store.messages.delete(part)
         if len(found) < EXPIRY_READ:
             break
     return deleted

@@ -165,16 +165,18 @@ class Receipts:
         updates = [(ReceiptUpdate(c, p, k, seq), d) for (c, p, k), (seq, d) in unwritten.items()]
         try:
             for part in chunks(advances):
-                live = await self._live({d for d, _, _ in part})
-                by_device: dict[str, dict[str, int]] = {}
-                for device_id, conversation_id, seq in part:
-                    if device_id in live:
-                        by_device.setdefault(device_id, {})[conversation_id] = seq
-                await self._store.cursors.advance_many(by_device, now)
+                async with self._gaps.turn(FLUSH_PATIENCE, SETTLE):
+                    live = await self._live({d for d, _, _ in part})
+                    by_device: dict[str, dict[str, int]] = {}
+                    for device_id, conversation_id, seq in part:
+                        if device_id in live:
+                            by_device.setdefault(device_id, {})[conversation_id] = seq
+                    await self._store.cursors.advance_many(by_device, now)
             for receipts in chunks(updates):
-                live = await self._live({d for _, d in receipts})
-                kept = [update for update, device_id in receipts if device_id in live]
-                await self._store.receipts.advance_many(kept, now, self._node)
+                async with self._gaps.turn(FLUSH_PATIENCE, SETTLE):
+                    live = await self._live({d for _, d in receipts})
+                    kept = [update for update, device_id in receipts if device_id in live]
+                    await self._store.receipts.advance_many(kept, now, self._node)
         except (DatabaseUnavailable, DriverError) as exc:
             log.warning("cursors and receipts not written (%s); retried", type(exc).__name__)
             for device_id, acks in cursors.items():
@@ -186,12 +188,11 @@ class Receipts:
                     self._unwritten[key] = (seq, device_id)
 
     async def _live(self, devices: set[str]) -> set[str]:
-        """Of ``devices``, those that still exist, once the group commit leaves a gap.
+        """Of ``devices``, those that still exist.
 
-        Checked just before each chunk is written, so that a person erased
-        meanwhile (RGPD art. 17) leaves no cursor or receipt behind.
+        Checked in each chunk's turn, just before it is written, so that a
+        person erased meanwhile (RGPD art. 17) leaves no cursor or receipt behind.
         """
-        await self._gaps.wait(FLUSH_PATIENCE, SETTLE)
         return set(await self._store.enrolment.existing_devices(sorted(devices)))
 
     def _keep_pending(self, pending: dict[tuple[str, str, Kind], tuple[int, str]]) -> None:

@@ -228,6 +228,7 @@ class Sequencer:
             if self._publication is not None and (
                 not self._pending or self._publication.overdue(time.monotonic())
             ):
+                await self._gaps.turns_over()
                 await self._publish_step()
                 continue
             if not self._pending:
@@ -241,7 +242,10 @@ class Sequencer:
                     await asyncio.wait_for(self._wake.wait(), max(due, 0.0) if timing else None)
                 continue
             await self._space_commit()
+            await self._gaps.turns_over()  # a background command under way ends first
+            self._commit_started = time.monotonic()
             await self._write_next()
+            self._gaps.offer_slot()  # one that waited long enough goes before the next
         if self._unpublished and self._publication is None:
             self._publication = self._start_publication()
         while self._publication is not None:
@@ -253,7 +257,6 @@ class Sequencer:
         wait = self._commit_started + self._commit_spacing - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
-        self._commit_started = time.monotonic()
 
     def close(self) -> None:
         """Stop accepting writes; :meth:`run` returns once the queue is drained."""

@@ -10,6 +10,14 @@ their own patience runs out, so that they are never starved for good.
 
 The sequencer says when it is busy (:meth:`WriteGaps.busy`) and when its
 queue is empty (:meth:`WriteGaps.idle`); nothing here touches the database.
+Each background command runs in a turn (:meth:`WriteGaps.turn`): in a lull,
+or, once its patience ran out, right after a commit ends
+(:meth:`WriteGaps.offer_slot`); the sequencer starts its next commit only once
+the turn is over (:meth:`WriteGaps.turns_over`). The embedded database runs
+a command that arrives during another one beside it, and both take longer:
+a chunk sent in the middle of a commit delayed the messages of that commit
+and of the next (docs/performance.md, session 7).
+
 Writers may also ask for the queue to have stayed empty a little while
 (:data:`SETTLE`), so that a chunk does not start in the millisecond between
 two commits of a steady load.
@@ -20,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Iterator, Sequence
-from typing import TypeVar
+from collections import deque
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -40,8 +49,17 @@ patience ends): at 1,100 messages/s the sequencer is idle a millisecond or two
 between commits, and a chunk started there held the next commit 25–45 ms."""
 
 
+SLOT_PATIENCE = 1.0
+"""Seconds a background command whose patience ran out waits at most for the
+end of a commit (one ends every few milliseconds under load) before it goes anyway."""
+TURN_LIMIT = 0.1
+"""Seconds the sequencer waits at most for a background command to end before
+its next commit (a chunk takes 3–40 ms; a slow database must not stall sends)."""
+
+
 class WriteGaps:
-    """Whether the node's group commit has work, and a way to wait until it has none."""
+    """Whether the node's group commit has work, a way to wait until it has none,
+    and turns that keep background commands and commits from overlapping."""
 
     def __init__(self) -> None:
         self._gap = asyncio.Event()
@@ -49,6 +67,12 @@ class WriteGaps:
         self._idle_since = -math.inf
         """Event-loop time at which the gap last opened (idle since the start): a
         message queued and written since moves it, and so breaks a settle spell."""
+        self._slots: deque[asyncio.Future[None]] = deque()
+        """Background commands whose patience ran out, waiting for the end of a commit."""
+        self._turns = 0
+        """Background commands under way."""
+        self._no_turn = asyncio.Event()
+        self._no_turn.set()
 
     def busy(self) -> None:
         """Messages are waiting to be written (the sequencer queued one)."""
@@ -95,6 +119,63 @@ class WriteGaps:
             if quiet >= settle:  # a lull already long enough: the chunks of a
                 return True  # backlog follow one another at once
             await asyncio.sleep(min(settle - quiet, remaining))  # then look again
+
+    @contextlib.asynccontextmanager
+    async def turn(self, longest: float, settle: float = 0.0) -> AsyncIterator[bool]:
+        """A background command's turn: in a gap (:meth:`wait`), or, once
+        ``longest`` has passed with commits still coming, right after one of
+        them (:meth:`offer_slot`, at most :data:`SLOT_PATIENCE` later). Yields
+        whether it came in a gap.
+
+        Run the command inside the ``async with``: the sequencer starts its next
+        commit only once the turn is over (:meth:`turns_over`). A command whose
+        patience ran out used to go at once, in the middle of a commit: the
+        database ran both together, and both took longer (docs/performance.md,
+        session 7).
+        """
+        idle = await self.wait(longest, settle)
+        if idle or not await self._next_slot():
+            self._begin()  # a slot given has begun the turn already
+        try:
+            yield idle
+        finally:
+            self._turns -= 1
+            if not self._turns:
+                self._no_turn.set()
+
+    def _begin(self) -> None:
+        self._turns += 1
+        self._no_turn.clear()
+
+    async def _next_slot(self) -> bool:
+        """Until the sequencer ends a commit and offers a slot (True), or goes
+        idle, or :data:`SLOT_PATIENCE` (False: go then, as before)."""
+        slot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._slots.append(slot)
+        idle = asyncio.ensure_future(self._gap.wait())
+        either: set[asyncio.Future[Any]] = {slot, idle}
+        try:
+            await asyncio.wait(either, timeout=SLOT_PATIENCE, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            idle.cancel()
+            slot.cancel()  # no-op once given; otherwise offered to no one any more
+        return not slot.cancelled()
+
+    def offer_slot(self) -> None:
+        """A commit ended: the oldest background command still waiting for one
+        begins its turn (before the sequencer can start another commit)."""
+        while self._slots:
+            slot = self._slots.popleft()
+            if not slot.done():
+                slot.set_result(None)
+                self._begin()
+                return
+
+    async def turns_over(self, longest: float = TURN_LIMIT) -> None:
+        """Until no background command is under way, or ``longest`` seconds."""
+        if not self._no_turn.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._no_turn.wait(), longest)
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

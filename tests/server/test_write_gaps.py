@@ -82,3 +82,48 @@ async def test_in_a_lull_longer_than_the_spell_a_waiter_goes_at_once() -> None:
     await asyncio.sleep(1.1)
     for _ in range(3):  # a spell of 1 s each would take 3 s
         assert await asyncio.wait_for(gaps.wait(30.0, settle=1.0), 0.5)
+
+
+async def test_a_command_whose_patience_ran_out_goes_between_two_commits() -> None:
+    """Not in the middle of a commit: right after one ends (offer_slot), and the
+    sequencer's next commit waits for it (turns_over)."""
+    gaps = WriteGaps()
+    gaps.busy()  # commits keep coming
+    events: list[object] = []
+
+    async def command() -> None:
+        async with gaps.turn(0.01) as idle:
+            events.append(("command starts", idle))
+            await asyncio.sleep(0.05)
+            events.append("command ends")
+
+    task = asyncio.create_task(command())
+    await asyncio.sleep(0.1)  # its patience is over, no commit has ended (SLOT_PATIENCE: 1 s)
+    assert events == []
+    gaps.offer_slot()  # a commit ended
+    await gaps.turns_over(5.0)  # the next commit
+    events.append("next commit")
+    await task
+    assert events == [("command starts", False), "command ends", "next commit"]
+    await gaps.turns_over(0.0)  # nothing under way: no wait at all
+
+
+async def test_a_command_waiting_for_a_slot_goes_when_the_sequencer_goes_idle() -> None:
+    gaps = WriteGaps()
+    gaps.busy()
+    started = asyncio.Event()
+
+    async def command() -> None:
+        async with gaps.turn(0.01):
+            started.set()
+
+    task = asyncio.create_task(command())
+    await asyncio.sleep(0.05)  # waiting for a slot now
+    gaps.idle()  # the queue emptied with no commit offering one
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started.is_set()
+    await task
+    gaps.busy()
+    gaps.offer_slot()  # no one waits: nothing begins
+    await asyncio.wait_for(gaps.turns_over(30.0), 1.0)

@@ -382,3 +382,32 @@ async def test_a_message_waiting_when_heads_fall_due_is_written_before_any_of_th
     assert published and late_written < published[0]
     heads = await store.conversations.seqs([*conversations, late])
     assert heads == {c: 1 for c in [*conversations, late]}
+
+
+async def test_a_commit_waits_for_the_background_command_under_way(store: Store) -> None:
+    """The database runs one command at a time: a commit sent while a background
+    chunk is being written would only wait inside it (server.write_gaps turns)."""
+    c = await conversation(store)
+    gaps = WriteGaps()
+    events: list[str] = []
+    sequencer = Sequencer(
+        store,
+        "a",
+        LIFETIME,
+        lambda docs: events.append("stored"),
+        Metrics(),
+        clock=FrozenClock(NOW),
+        gaps=gaps,
+    )
+    task = asyncio.create_task(sequencer.run())
+    await asyncio.sleep(0)
+    try:
+        async with gaps.turn(0.0):  # in a gap: the turn begins at once
+            written = sequencer.enqueue(message(c, "x"))
+            await asyncio.sleep(0.05)  # under TURN_LIMIT; a commit takes a few ms
+            events.append("turn over")
+        await written
+    finally:
+        sequencer.close()
+        await task
+    assert events == ["turn over", "stored"]
