@@ -356,8 +356,9 @@ class Sequencer:
         if not unknown:
             return
         found = await self._store.conversations.seqs(sorted(unknown))
+        missing = unknown - found.keys()
         for pending in batch:
-            if pending.message.conversation not in found:
+            if pending.message.conversation in missing:
                 pending.done.set_exception(KeyError(pending.message.conversation))
         for conversation, seq in found.items():
             self._remember(conversation, seq)

@@ -130,6 +130,22 @@ async def test_sends_arriving_within_the_commit_spacing_share_the_next_commit(
     assert [d["seq"] for d in node.stored] == [1, 2, 3, 4, 5]
 
 
+async def test_a_batch_mixing_known_and_new_conversations_writes_both(store: Store) -> None:
+    """The heads read for a batch covers only the conversations the node does not
+    know yet: a message to a known one must not be taken for a missing one (it
+    was, from the first group commit on, whenever a batch mixed both: after a
+    restart, or on a node that did not create the conversation)."""
+    known, new = await conversation(store), await conversation(store)
+    async with Node(store, "a") as node:
+        await node.sequencer.submit(message(known, "first"))  # its head is known now
+        results = await asyncio.gather(  # queued in one go: one batch
+            node.sequencer.submit(message(known, "second")),
+            node.sequencer.submit(message(new, "other")),
+        )
+    assert [r.seq for r in results] == [2, 1]
+    assert node.batches == 2
+
+
 async def test_two_nodes_with_stale_heads_never_share_a_seq(store: Store) -> None:
     c = await conversation(store)
     async with Node(store, "a") as a, Node(store, "b") as b:
