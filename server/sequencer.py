@@ -89,16 +89,18 @@ second (docs/performance.md)."""
 PUBLISH_PATIENCE = 0.1
 """Seconds a publication chunk waits for the queue to empty before it is written
 between two batches anyway (``server.write_gaps``: group commits first)."""
-COMMIT_SPACING = 0.008
-"""Seconds between the starts of two group commits at least: what arrives
-meanwhile joins the next batch. Each commit costs the embedded database
-≈ 0.6 ms of CPU and a journal flush on top of its documents (a batch of five
-costs 346 µs a message, of fifteen 291, of fifty 246): at half load, with
-nothing to hold it, the sequencer wrote batches of five every 3–4 ms, and
-the commits' own cost left the database no room for anything else
-(docs/performance.md, session 7). Under heavier load a commit takes longer
-than this and the spacing holds nothing back; a lone message after a quiet
-spell is written at once. PostgreSQL's ``commit_delay`` is the same idea."""
+COMMIT_SPACING = 0.0
+"""Seconds between the starts of two group commits at least (off by default,
+like PostgreSQL's ``commit_delay``): what arrives meanwhile joins the next
+batch. Each commit costs the embedded database ≈ 0.6 ms of CPU and a journal
+flush on top of its documents. At 1,400 messages/s into an otherwise idle
+node, 8 ms took the database's CPU from 486–493 µs to 314–337 µs a message
+and the commit's p50 from 1.5 to 9.5 ms (4 ms: 429 µs, 6.0 ms); under the
+bench's half rate, where commits already take longer, it halved the commits
+and moved the p99 neither way the machine could show, for 6–8 ms more at
+the p50 (docs/performance.md, session 7). A lone message after a quiet spell
+is written at once, and under heavier load a commit takes longer than the
+spacing, which then holds nothing back."""
 IDLE_MARK_SECONDS = 60.0
 """An idle node moves its mark up to now this often, so that a restart's
 :meth:`Sequencer.repair` reads only recent messages."""
@@ -252,8 +254,8 @@ class Sequencer:
             await self._publish_step()
 
     async def _space_commit(self) -> None:
-        """Let :data:`COMMIT_SPACING` pass since the last commit started, so
-        that what arrives meanwhile shares the next one."""
+        """Let the commit spacing (:data:`COMMIT_SPACING`) pass since the last
+        commit started, so that what arrives meanwhile shares the next one."""
         wait = self._commit_started + self._commit_spacing - time.monotonic()
         if wait > 0:
             await asyncio.sleep(wait)
