@@ -98,9 +98,10 @@ async def purge_delivered(
     Looks at conversations active since ``since``; returns how many messages
     lost their ciphertext. A message is done when each of its recipients'
     cursors has reached its seq. Drops at most :data:`server.write_gaps.CHUNK`
-    messages per command, each after waiting (at most :data:`PURGE_PATIENCE`)
-    for a gap between group commits unless it is older than
-    :data:`PURGE_MAX_LAG` at ``now``; with ``share`` < 1, pauses after each
+    messages per command, each in a turn between group commits
+    (``server.write_gaps``: a lull, or the end of a commit once
+    :data:`PURGE_PATIENCE` has passed, or at once for messages older than
+    :data:`PURGE_MAX_LAG` at ``now``); with ``share`` < 1, pauses after each
     chunk so that writing takes at most that share of the time. Its reads
     (pages of :data:`PURGE_READ`) wait for a gap too, and with ``floors``
     (conversation → a seq below which nothing holds ciphertext any more, kept

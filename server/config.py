@@ -60,11 +60,11 @@ class Settings(BaseSettings):
     catch_up_page: Annotated[int, Field(ge=1, le=10_000)] = 200
     undelivered_days: Annotated[int, Field(ge=1, le=365)] = 30
     max_backlog: Annotated[int, Field(ge=10, le=1_000_000)] = 10_000
+    """Most messages of one conversation a returning device is sent; older: ``expired``."""
     ack_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """How often a node writes its devices' cursors and receipts (one batch each)."""
     commit_spacing_ms: Annotated[float, Field(ge=0, le=100)] = COMMIT_SPACING * 1000
     """Milliseconds between the starts of two group commits at least (``server.sequencer``)."""
-    """Most messages of one conversation a returning device is sent; older: ``expired``."""
     max_attachment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * KIB)] = 25 * 1024 * KIB
 
     enrol_code_days: Annotated[int, Field(ge=1, le=90)] = 14

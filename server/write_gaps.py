@@ -139,13 +139,16 @@ class WriteGaps:
         try:
             yield idle
         finally:
-            self._turns -= 1
-            if not self._turns:
-                self._no_turn.set()
+            self._end()
 
     def _begin(self) -> None:
         self._turns += 1
         self._no_turn.clear()
+
+    def _end(self) -> None:
+        self._turns -= 1
+        if not self._turns:
+            self._no_turn.set()
 
     async def _next_slot(self) -> bool:
         """Until the sequencer ends a commit and offers a slot (True), or goes
@@ -156,6 +159,10 @@ class WriteGaps:
         either: set[asyncio.Future[Any]] = {slot, idle}
         try:
             await asyncio.wait(either, timeout=SLOT_PATIENCE, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:  # cancelled: a turn given meanwhile will not be taken
+            if slot.done() and not slot.cancelled():
+                self._end()
+            raise
         finally:
             idle.cancel()
             slot.cancel()  # no-op once given; otherwise offered to no one any more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
 from server.background import delivered_runs, page_floor
@@ -127,3 +128,23 @@ async def test_a_command_waiting_for_a_slot_goes_when_the_sequencer_goes_idle() 
     gaps.busy()
     gaps.offer_slot()  # no one waits: nothing begins
     await asyncio.wait_for(gaps.turns_over(30.0), 1.0)
+
+
+async def test_a_command_cancelled_as_its_turn_came_does_not_hold_commits() -> None:
+    gaps = WriteGaps()
+    gaps.busy()
+    ran = False
+
+    async def command() -> None:
+        nonlocal ran
+        async with gaps.turn(0.01):
+            ran = True
+
+    task = asyncio.create_task(command())
+    await asyncio.sleep(0.05)  # waiting for a slot now
+    gaps.offer_slot()  # its turn begins...
+    task.cancel()  # ...and it is cancelled before it could run
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert not ran
+    await asyncio.wait_for(gaps.turns_over(30.0), 1.0)  # no turn left under way
