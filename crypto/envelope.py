@@ -102,6 +102,26 @@ def _check_ciphertext(ciphertext: bytes) -> None:
     _check(AEAD_TAG_SIZE <= len(ciphertext) <= MAX_CIPHERTEXT_SIZE, "ciphertext length")
 
 
+def canonical_x25519(key: bytes) -> bool:
+    """Whether ``key`` is an X25519 public key in its one encoding.
+
+    RFC 7748 §5: X25519 masks the top bit of the last byte on input, so a key
+    with that bit set is the same key as without it. The ephemeral key of a
+    prekey message is authenticated only through the agreement it enters, so
+    without this rule anyone could flip that bit and the message would still
+    open; envelopes carry X25519 keys (``EK_A``, ``DHs``) with the bit clear,
+    as every key pair generates them.
+    """
+    return len(key) == 32 and not key[31] & 0x80
+
+
+def _x25519(reader: _Reader) -> bytes:
+    key = reader.take(32)
+    if not canonical_x25519(key):
+        raise InvalidMessage()
+    return key
+
+
 @dataclass(frozen=True)
 class RatchetHeader:
     """Double Ratchet spec §3.4 ``HEADER(dh_pair, pn, n)``."""
@@ -111,7 +131,7 @@ class RatchetHeader:
     message_number: int
 
     def __post_init__(self) -> None:
-        _check(len(self.ratchet_key) == 32, "ratchet key")
+        _check(canonical_x25519(self.ratchet_key), "ratchet key")
         _check_u32(self.previous_chain_length, "pn")
         _check_u32(self.message_number, "n")
 
@@ -129,7 +149,7 @@ class RatchetHeader:
 
     @classmethod
     def _read(cls, reader: _Reader) -> RatchetHeader:
-        return cls(reader.take(32), reader.u32(), reader.u32())
+        return cls(_x25519(reader), reader.u32(), reader.u32())
 
 
 @dataclass(frozen=True)
@@ -171,7 +191,7 @@ class PreKeyMessage:
 
     def __post_init__(self) -> None:
         _check(len(self.identity_key) == 32, "identity key")
-        _check(len(self.ephemeral_key) == 32, "ephemeral key")
+        _check(canonical_x25519(self.ephemeral_key), "ephemeral key")
         _check_u32(self.signed_prekey_id, "signed prekey id")
         if self.one_time_prekey_id is not None:
             _check_u32(self.one_time_prekey_id, "one-time prekey id")
@@ -196,7 +216,7 @@ class PreKeyMessage:
     @classmethod
     def _read(cls, reader: _Reader) -> PreKeyMessage:
         identity_key = reader.take(32)
-        ephemeral_key = reader.take(32)
+        ephemeral_key = _x25519(reader)
         signed_prekey_id = reader.u32()
         flag = reader.u8()
         otpk_id = reader.u32()

@@ -17,6 +17,7 @@ from crypto.envelope import (
     SenderKeyDistribution,
     parse_envelope,
 )
+from crypto.errors import CryptoUsageError
 
 HEADER = RatchetHeader(bytes(range(32)), 3, 4)
 SAMPLES = [
@@ -66,6 +67,24 @@ def test_unknown_type_bad_flag_and_oversize_rejected() -> None:
         parse_envelope(b"x" * 1_000_000)
     with pytest.raises(InvalidMessage):
         parse_envelope("not bytes")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("envelope", "last_key_byte"),
+    [(SAMPLES[0], 33), (SAMPLES[1], 65), (SAMPLES[1], 106)],
+    ids=["ratchet key", "ephemeral key", "prekey's ratchet key"],
+)
+def test_an_x25519_key_with_its_masked_bit_set_is_rejected(
+    envelope: object, last_key_byte: int
+) -> None:
+    """RFC 7748 §5 masks that bit: the same key, so a flipped bit must not pass."""
+    data = bytearray(envelope.encode())  # type: ignore[attr-defined]
+    assert not data[last_key_byte] & 0x80
+    data[last_key_byte] |= 0x80
+    with pytest.raises(InvalidMessage):
+        parse_envelope(bytes(data))
+    with pytest.raises(CryptoUsageError):
+        RatchetHeader(bytes(31) + b"\x80", 0, 0)
 
 
 _RNG = DeterministicRng(b"fuzz")

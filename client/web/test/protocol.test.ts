@@ -65,6 +65,20 @@ describe('pairwise sessions', () => {
     expect(text(bob.decrypt(envelope))).toBe('secret');
   });
 
+  it('rejects an X25519 key whose masked top bit was flipped (RFC 7748 §5)', () => {
+    const aliceKeys = DeviceKeys.generate(0, 1);
+    const bobKeys = DeviceKeys.generate(0, 1);
+    const envelope = initiateSession(aliceKeys.identity, bobKeys.bundle(1)).encrypt(utf8('hi'));
+    for (const lastKeyByte of [65, 106]) {  // EK_A, then DHs
+      const flipped = envelope.slice();
+      expect(flipped[lastKeyByte]! & 0x80).toBe(0);
+      flipped[lastKeyByte]! |= 0x80;
+      expect(() => parseEnvelope(flipped)).toThrow(InvalidMessage);
+      expect(() => acceptSession(bobKeys, flipped)).toThrow(InvalidMessage);
+    }
+    expect(text(acceptSession(bobKeys, envelope).plaintext)).toBe('hi');
+  });
+
   it('the wrong device cannot accept a prekey message', () => {
     const aliceKeys = DeviceKeys.generate(0, 1);
     const bobKeys = DeviceKeys.generate(0, 1);

@@ -26,6 +26,15 @@ function check(condition: boolean, what: string): void {
   if (!condition) throw new CryptoUsageError(`invalid envelope field: ${what}`);
 }
 
+/**
+ * Whether `key` is an X25519 public key in its one encoding. RFC 7748 §5: X25519
+ * masks the top bit of the last byte on input, so a key with it set is the same
+ * key; envelopes carry EK_A and DHs with it clear, or a flipped bit would pass.
+ */
+export function canonicalX25519(key: Uint8Array): boolean {
+  return key.length === 32 && (key[31]! & 0x80) === 0;
+}
+
 function checkCiphertext(ciphertext: Uint8Array): void {
   check(ciphertext.length >= AEAD_TAG_SIZE && ciphertext.length <= MAX_CIPHERTEXT_SIZE, 'ciphertext length');
 }
@@ -38,7 +47,7 @@ export interface RatchetHeader {
 }
 
 export function encodeHeader(header: RatchetHeader): Uint8Array {
-  check(header.ratchetKey.length === 32, 'ratchet key');
+  check(canonicalX25519(header.ratchetKey), 'ratchet key');
   return concat(header.ratchetKey, u32(header.previousChainLength), u32(header.messageNumber));
 }
 
@@ -86,7 +95,7 @@ export function encodeRatchetMessage(message: RatchetMessage): Uint8Array {
 
 export function encodePreKeyMessage(message: PreKeyMessage): Uint8Array {
   check(message.identityKey.length === 32, 'identity key');
-  check(message.ephemeralKey.length === 32, 'ephemeral key');
+  check(canonicalX25519(message.ephemeralKey), 'ephemeral key');
   const otpk = message.oneTimePrekeyId;
   return concat(
     Uint8Array.of(VERSION, EnvelopeType.PREKEY_MESSAGE),
@@ -146,14 +155,20 @@ function readCiphertext(reader: Reader): Uint8Array {
   return reader.take(size);
 }
 
+function readX25519(reader: Reader): Uint8Array {
+  const key = reader.take(32);
+  if (!canonicalX25519(key)) throw new InvalidMessage();
+  return key;
+}
+
 function readRatchet(reader: Reader): RatchetMessage {
-  const header = { ratchetKey: reader.take(32), previousChainLength: reader.u32(), messageNumber: reader.u32() };
+  const header = { ratchetKey: readX25519(reader), previousChainLength: reader.u32(), messageNumber: reader.u32() };
   return { type: 'ratchet', header, ciphertext: readCiphertext(reader) };
 }
 
 function readPreKey(reader: Reader): PreKeyMessage {
   const identityKey = reader.take(32);
-  const ephemeralKey = reader.take(32);
+  const ephemeralKey = readX25519(reader);
   const signedPrekeyId = reader.u32();
   const flag = reader.u8();
   const otpkId = reader.u32();
