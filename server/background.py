@@ -255,7 +255,6 @@ async def run_services(app: web.Application) -> AsyncIterator[None]:
         metrics,
         clock=app[CLOCK],
         gaps=gaps,
-        commit_spacing=settings.commit_spacing_ms / 1000,
     )
     services = Services(
         settings=settings,

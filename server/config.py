@@ -18,7 +18,6 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from server.sequencer import COMMIT_SPACING
 from storage.embedded import OPLOG_MAX_ENTRIES
 
 KIB = 1024
@@ -63,8 +62,6 @@ class Settings(BaseSettings):
     """Most messages of one conversation a returning device is sent; older: ``expired``."""
     ack_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 5.0
     """How often a node writes its devices' cursors and receipts (one batch each)."""
-    commit_spacing_ms: Annotated[float, Field(ge=0, le=100)] = COMMIT_SPACING * 1000
-    """Milliseconds between the starts of two group commits at least (``server.sequencer``)."""
     max_attachment_bytes: Annotated[int, Field(ge=1024, le=1024 * 1024 * KIB)] = 25 * 1024 * KIB
 
     enrol_code_days: Annotated[int, Field(ge=1, le=90)] = 14

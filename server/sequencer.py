@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -89,18 +88,6 @@ second (docs/performance.md)."""
 PUBLISH_PATIENCE = 0.1
 """Seconds a publication chunk waits for the queue to empty before it is written
 between two batches anyway (``server.write_gaps``: group commits first)."""
-COMMIT_SPACING = 0.0
-"""Seconds between the starts of two group commits at least (off by default,
-like PostgreSQL's ``commit_delay``): what arrives meanwhile joins the next
-batch. Each commit costs the embedded database ≈ 0.6 ms of CPU and a journal
-flush on top of its documents. At 1,400 messages/s into an otherwise idle
-node, 8 ms took the database's CPU from 486–493 µs to 314–337 µs a message
-and the commit's p50 from 1.5 to 9.5 ms (4 ms: 429 µs, 6.0 ms); under the
-bench's half rate, where commits already take longer, it halved the commits
-and moved the p99 neither way the machine could show, for 6–8 ms more at
-the p50 (docs/performance.md, session 7). A lone message after a quiet spell
-is written at once, and under heavier load a commit takes longer than the
-spacing, which then holds nothing back."""
 IDLE_MARK_SECONDS = 60.0
 """An idle node moves its mark up to now this often, so that a restart's
 :meth:`Sequencer.repair` reads only recent messages."""
@@ -148,8 +135,6 @@ class Sequencer:
             conversation's in seq order.
         metrics: store latency and batch sizes.
         publish_seconds: how often stored seqs are published (and the mark moved).
-        commit_spacing: seconds between the starts of two commits at least
-            (:data:`COMMIT_SPACING`).
         clock: the time of marks and of :data:`SILENT_NODE` (the messages'
             ``created_at`` come from the server's clock; a mark after one of
             them is lowered before it is written, so any clock is safe).
@@ -167,7 +152,6 @@ class Sequencer:
         publish_seconds: float = 5.0,
         clock: Clock | None = None,
         gaps: WriteGaps | None = None,
-        commit_spacing: float = COMMIT_SPACING,
     ) -> None:
         self._store = store
         self._node = node
@@ -179,9 +163,6 @@ class Sequencer:
         self._unpublished: dict[str, int] = {}
         """Conversation → last stored seq, not yet published."""
         self._publish_seconds = publish_seconds
-        self._commit_spacing = commit_spacing
-        self._commit_started = -math.inf
-        """``time.monotonic()`` at the start of the last commit."""
         self._clock = clock or SystemClock()
         self._mark: datetime | None = None
         """This node's mark as stored (None: not written by this process yet)."""
@@ -243,22 +224,13 @@ class Sequencer:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), max(due, 0.0) if timing else None)
                 continue
-            await self._space_commit()
             await self._gaps.turns_over()  # a background command under way ends first
-            self._commit_started = time.monotonic()
             await self._write_next()
             self._gaps.offer_slot()  # one that waited long enough goes before the next
         if self._unpublished and self._publication is None:
             self._publication = self._start_publication()
         while self._publication is not None:
             await self._publish_step()
-
-    async def _space_commit(self) -> None:
-        """Let the commit spacing (:data:`COMMIT_SPACING`) pass since the last
-        commit started, so that what arrives meanwhile shares the next one."""
-        wait = self._commit_started + self._commit_spacing - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
 
     def close(self) -> None:
         """Stop accepting writes; :meth:`run` returns once the queue is drained."""

@@ -18,7 +18,7 @@ import pytest
 
 from server.clock import FrozenClock
 from server.metrics import Metrics
-from server.sequencer import CLOCK_MARGIN, COMMIT_SPACING, PUBLISH_CHUNK, Sequencer
+from server.sequencer import CLOCK_MARGIN, PUBLISH_CHUNK, Sequencer
 from server.write_gaps import WriteGaps
 from storage.conversations import ConversationKind
 from storage.database import Store
@@ -39,20 +39,12 @@ class Node:
         name: str,
         clock: FrozenClock | None = None,
         publish_seconds: float = 5.0,
-        commit_spacing: float = COMMIT_SPACING,
     ) -> None:
         self.stored: list[Doc] = []
         self.batches = 0
         self.clock = clock or FrozenClock(NOW)
         self.sequencer = Sequencer(
-            store,
-            name,
-            LIFETIME,
-            self._on_stored,
-            Metrics(),
-            publish_seconds,
-            self.clock,
-            commit_spacing=commit_spacing,
+            store, name, LIFETIME, self._on_stored, Metrics(), publish_seconds, self.clock
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -110,24 +102,6 @@ async def test_concurrent_sends_to_many_conversations_share_one_write(store: Sto
         assert (await store.conversations.seqs([c]))[c] == 5  # the head is published
     # Far fewer writes than conversations: batched across conversations.
     assert node.batches < 20
-
-
-async def test_sends_arriving_within_the_commit_spacing_share_the_next_commit(
-    store: Store,
-) -> None:
-    """A message after a quiet spell is written at once; what arrives in the
-    spacing that follows a commit's start waits for it and shares one commit
-    (without the spacing, the first of them would go alone)."""
-    c = await conversation(store)
-    async with Node(store, "a", commit_spacing=2.0) as node:
-        await asyncio.wait_for(node.sequencer.submit(message(c, "first")), 1.0)  # not spaced
-        later = []
-        for i in range(4):  # a sender every 20 ms: each finds the sequencer idle
-            later.append(node.sequencer.enqueue(message(c, f"later-{i}")))
-            await asyncio.sleep(0.02)
-        await asyncio.gather(*later)
-    assert node.batches == 2
-    assert [d["seq"] for d in node.stored] == [1, 2, 3, 4, 5]
 
 
 async def test_a_batch_mixing_known_and_new_conversations_writes_both(store: Store) -> None:
