@@ -110,6 +110,7 @@ async def purge_delivered(
     """
     overdue = None if now is None else now - PURGE_MAX_LAG
     floors = {} if floors is None else floors
+    gaps = gaps or WriteGaps()  # alone: every turn at once
     dropped = 0
     async for conversation in store.conversations.active_since(since):
         dropped += await _purge_conversation(store, conversation, floors, share, gaps, overdue)
@@ -121,7 +122,7 @@ async def _purge_conversation(
     conversation: Conversation,
     floors: dict[str, int],
     share: float,
-    gaps: WriteGaps | None,
+    gaps: WriteGaps,
     overdue: datetime | None,
 ) -> int:
     """:func:`purge_delivered` for one conversation: pages of :data:`PURGE_READ`
@@ -130,7 +131,6 @@ async def _purge_conversation(
     read_after = floors.get(conversation.id, 0)
     acked: dict[str, int] | None = None
     clear = True  # nothing read so far still waits: the floor follows the pages
-    gaps = gaps or WriteGaps()  # alone: every turn at once
     for _ in range(PURGE_PAGES):
         upto = read_after + PURGE_READ  # past the published head too: an empty range
         # Any gap: a read of 100 seqs is short, and under sustained load the

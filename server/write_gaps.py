@@ -32,6 +32,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, TypeVar
 
+from server.clock import sleep_or_stop
+
 T = TypeVar("T")
 
 CHUNK = 10
@@ -108,9 +110,7 @@ class WriteGaps:
             if not self._gap.is_set():
                 if remaining <= 0:
                     return False
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._gap.wait(), remaining)
-                if not self._gap.is_set():
+                if not await sleep_or_stop(self._gap, remaining):
                     return False
                 remaining = deadline - loop.time()
             if settle <= 0 or remaining <= 0:
@@ -121,11 +121,10 @@ class WriteGaps:
             await asyncio.sleep(min(settle - quiet, remaining))  # then look again
 
     @contextlib.asynccontextmanager
-    async def turn(self, longest: float, settle: float = 0.0) -> AsyncIterator[bool]:
+    async def turn(self, longest: float, settle: float = 0.0) -> AsyncIterator[None]:
         """A background command's turn: in a gap (:meth:`wait`), or, once
         ``longest`` has passed with commits still coming, right after one of
-        them (:meth:`offer_slot`, at most :data:`SLOT_PATIENCE` later). Yields
-        whether it came in a gap.
+        them (:meth:`offer_slot`, at most :data:`SLOT_PATIENCE` later).
 
         Run the command inside the ``async with``: the sequencer starts its next
         commit only once the turn is over (:meth:`turns_over`). A command whose
@@ -133,11 +132,10 @@ class WriteGaps:
         database ran both together, and both took longer (docs/performance.md,
         session 7).
         """
-        idle = await self.wait(longest, settle)
-        if idle or not await self._next_slot():
+        if await self.wait(longest, settle) or not await self._next_slot():
             self._begin()  # a slot given has begun the turn already
         try:
-            yield idle
+            yield
         finally:
             self._end()
 
@@ -181,8 +179,7 @@ class WriteGaps:
     async def turns_over(self, longest: float = TURN_LIMIT) -> None:
         """Until no background command is under way, or ``longest`` seconds."""
         if not self._no_turn.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._no_turn.wait(), longest)
+            await sleep_or_stop(self._no_turn, longest)
 
 
 def chunks(items: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
