@@ -3,18 +3,21 @@ against a real database (``storage.messages``)."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from server.background import (
     MAX_FLOORS,
     PURGE_FLOOR_PASSES,
+    PURGE_PATIENCE,
     PURGE_READ,
     PURGE_RECHECK,
     delete_expired,
     purge_delivered,
     recheck_floors,
 )
+from server.write_gaps import SLOT_PATIENCE, WriteGaps
 from storage.conversations import ConversationKind
 from storage.database import Store
 from storage.messages import NewMessage, message_document, seq_pages
@@ -75,6 +78,20 @@ async def test_expired_messages_are_deleted_by_the_nodes_clock(store: Store) -> 
     assert await delete_expired(store, later) == 1
     left = [d["seq"] async for d in store.messages.collection.find({})]
     assert left == [2]
+
+
+async def test_while_commits_keep_coming_an_expiry_chunk_goes_between_two(store: Store) -> None:
+    """Its patience over, a background chunk waits for the end of a commit rather
+    than going in the middle of one (``server.write_gaps`` turns)."""
+    await put(store, "c1", 1, {"d_a": b"old"})
+    gaps = WriteGaps()
+    gaps.busy()  # a commit in flight, more queued: no lull comes
+    deleting = asyncio.create_task(delete_expired(store, NOW + timedelta(days=31), gaps))
+    await asyncio.sleep(PURGE_PATIENCE + SLOT_PATIENCE / 2)  # patience over, no commit ended
+    assert await store.messages.collection.count_documents({}) == 1
+    gaps.offer_slot()  # a commit ended
+    assert await asyncio.wait_for(deleting, 10) == 1
+    assert await store.messages.collection.count_documents({}) == 0
 
 
 def test_no_repository_hints_an_index() -> None:
