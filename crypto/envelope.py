@@ -102,7 +102,7 @@ def _check_ciphertext(ciphertext: bytes) -> None:
     _check(AEAD_TAG_SIZE <= len(ciphertext) <= MAX_CIPHERTEXT_SIZE, "ciphertext length")
 
 
-def canonical_x25519(key: bytes) -> bool:
+def _canonical_x25519(key: bytes) -> bool:
     """Whether ``key`` is an X25519 public key in its one encoding.
 
     RFC 7748 §5: X25519 masks the top bit of the last byte on input, so a key
@@ -117,7 +117,7 @@ def canonical_x25519(key: bytes) -> bool:
 
 def _x25519(reader: _Reader) -> bytes:
     key = reader.take(32)
-    if not canonical_x25519(key):
+    if not _canonical_x25519(key):
         raise InvalidMessage()
     return key
 
@@ -131,7 +131,7 @@ class RatchetHeader:
     message_number: int
 
     def __post_init__(self) -> None:
-        _check(canonical_x25519(self.ratchet_key), "ratchet key")
+        _check(_canonical_x25519(self.ratchet_key), "ratchet key")
         _check_u32(self.previous_chain_length, "pn")
         _check_u32(self.message_number, "n")
 
@@ -191,7 +191,7 @@ class PreKeyMessage:
 
     def __post_init__(self) -> None:
         _check(len(self.identity_key) == 32, "identity key")
-        _check(canonical_x25519(self.ephemeral_key), "ephemeral key")
+        _check(_canonical_x25519(self.ephemeral_key), "ephemeral key")
         _check_u32(self.signed_prekey_id, "signed prekey id")
         if self.one_time_prekey_id is not None:
             _check_u32(self.one_time_prekey_id, "one-time prekey id")

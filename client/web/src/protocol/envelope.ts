@@ -31,7 +31,7 @@ function check(condition: boolean, what: string): void {
  * masks the top bit of the last byte on input, so a key with it set is the same
  * key; envelopes carry EK_A and DHs with it clear, or a flipped bit would pass.
  */
-export function canonicalX25519(key: Uint8Array): boolean {
+function canonicalX25519(key: Uint8Array): boolean {
   return key.length === 32 && (key[31]! & 0x80) === 0;
 }
 
