@@ -56,8 +56,9 @@ PURGE_PAGES = 100
 """Reads per conversation and pass at most (the next pass goes on from the floor):
 10,000 seqs, more than the busiest conversation stores between two passes."""
 PURGE_MAX_LAG = timedelta(minutes=10)
-"""Delivered ciphertext older than this is dropped without waiting for a gap:
-under sustained load the purge takes its share instead of falling behind."""
+"""Delivered ciphertext older than this is dropped without waiting for a lull
+(right after the next commit): under sustained load the purge takes its share
+instead of falling behind."""
 
 
 def delivered_runs(held: Sequence[Held], acked: Mapping[str, int]) -> list[list[Held]]:
@@ -100,8 +101,8 @@ async def purge_delivered(
     cursors has reached its seq. Drops at most :data:`server.write_gaps.CHUNK`
     messages per command, each in a turn between group commits
     (``server.write_gaps``: a lull, or the end of a commit once
-    :data:`PURGE_PATIENCE` has passed, or at once for messages older than
-    :data:`PURGE_MAX_LAG` at ``now``); with ``share`` < 1, pauses after each
+    :data:`PURGE_PATIENCE` has passed, or the end of the next commit for
+    messages older than :data:`PURGE_MAX_LAG` at ``now``); with ``share`` < 1, pauses after each
     chunk so that writing takes at most that share of the time. Its reads
     (pages of :data:`PURGE_READ`) wait for a gap too, and with ``floors``
     (conversation → a seq below which nothing holds ciphertext any more, kept
